@@ -1,0 +1,3 @@
+from tiktok_gateway.cli import main
+
+main()

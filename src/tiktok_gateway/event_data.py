@@ -1,0 +1,120 @@
+"""Event data: the one model every source produces and every tag reads (SPEC section 4).
+
+Event data is a plain JSON-compatible ``dict`` whose keys follow what server-side GTM's GA4 client
+produces (``event_name``, ``page_location``, ``items``, ``user_data``, ``x-ga-*`` ...). Keys the
+gateway itself adds start with ``x-gw-``:
+
+- ``x-gw-source``: ``ga4``, ``mp`` or ``events`` (which input produced the event);
+- ``x-gw-received_at``: unix seconds (float) when the gateway received the request;
+- ``x-gw-line``: 0-based index of the event in its hit (part of the deterministic event id);
+- ``x-gw-cookies``: the request cookies the tags read (``ttclid``, ``_ttp``);
+- ``x-gw-event_time``: the event's own time in unix seconds (float), when its source carries one
+  (Measurement Protocol ``timestamp_micros``);
+- ``x-gw-consent``: consent given explicitly by a source that has no ``gcs``/``gcd`` (Measurement
+  Protocol): ``{"ad_user_data": "granted"|"denied", "ad_personalization": ...}``.
+
+The request's ``user_agent`` and ``ip_override`` use GA4's own key names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tiktok_gateway.errors import LineError
+
+EventData = dict[str, Any]
+
+SOURCE_KEY = "x-gw-source"
+RECEIVED_AT_KEY = "x-gw-received_at"
+LINE_KEY = "x-gw-line"
+COOKIES_KEY = "x-gw-cookies"
+EVENT_TIME_KEY = "x-gw-event_time"
+CONSENT_KEY = "x-gw-consent"
+
+# The cookies a TikTok tag reads; every other cookie of the request is ignored so that event data
+# (and the queue) never hold unrelated, possibly personal, cookie values.
+TAG_COOKIES = ("ttclid", "_ttp")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """What a source knows about the HTTP request besides its parameters.
+
+    ``ip`` is the already-resolved client address (see ``sources.request_context``), never a value
+    taken from the hit's parameters.
+    """
+
+    received_at: float
+    user_agent: str | None = None
+    ip: str | None = None
+    cookies: Mapping[str, str] = field(default_factory=dict)
+
+    def apply(self, data: MutableMapping[str, Any], source: str) -> None:
+        """Write the request's facts into one event's data (keys of section 4 and ``x-gw-*``)."""
+        data[SOURCE_KEY] = source
+        data[RECEIVED_AT_KEY] = self.received_at
+        if self.user_agent:
+            data["user_agent"] = self.user_agent
+        if self.ip:
+            data["ip_override"] = self.ip
+        cookies = {name: self.cookies[name] for name in TAG_COOKIES if self.cookies.get(name)}
+        if cookies:
+            data[COOKIES_KEY] = cookies
+
+
+def is_empty(value: object) -> bool:
+    """True for what SPEC 5 calls empty: missing, ``None``, ``""`` or an empty list/dict.
+
+    ``0``, ``0.0`` and ``False`` are values, not empty.
+    """
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return value.strip() == ""
+    if isinstance(value, list | tuple | dict):
+        return len(value) == 0
+    return False
+
+
+def set_path(data: MutableMapping[str, Any], dotted: str, value: object) -> None:
+    """Set ``a.b.c`` as nested dicts (``ep.user_data.email=x`` -> ``{"user_data": {"email": x}}``).
+
+    A non-dict value already standing in the way is replaced by a dict; empty path segments
+    (``a..b``, a leading or trailing dot) are kept as literal keys of the flat name instead.
+    """
+    parts = dotted.split(".")
+    if any(part == "" for part in parts):
+        data[dotted] = value
+        return
+    node: MutableMapping[str, Any] = data
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+def get_path(data: Mapping[str, Any], dotted: str) -> Any:
+    """Read ``a.b.c`` through nested dicts; ``None`` when any step is missing or not a dict."""
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(part)
+    return node
+
+
+@dataclass(slots=True)
+class ParsedInput:
+    """What a source made of one request: the events it could use and one error per unusable part.
+
+    A source returns the good events of a request even when some of its parts failed; the HTTP layer
+    accepts the events and answers 400 listing the errors (SPEC 10.1).
+    """
+
+    events: list[EventData] = field(default_factory=list)
+    errors: list[LineError] = field(default_factory=list)
