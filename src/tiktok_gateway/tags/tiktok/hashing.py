@@ -1,0 +1,118 @@
+"""TikTok's normalisation and SHA-256 hashing of personal data (SPEC section 6).
+
+Every function takes the raw value as it arrived and returns the lower-case hex SHA-256 TikTok
+expects, or ``None`` when nothing usable is left (the caller then omits the field and counts why).
+A value that already is 64 hex digits is taken as a hash and only lower-cased; a 43-character
+base64url value (GA4's ``em`` encoding) is converted to hex. Raw personal data never leaves these
+functions unhashed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import string
+from functools import lru_cache
+
+import phonenumbers
+
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+_B64URL43 = re.compile(r"[A-Za-z0-9_-]{43}")
+# Names lose whitespace and punctuation before hashing (TikTok's rule); letters of any script stay.
+_NAME_STRIP = str.maketrans("", "", string.whitespace + string.punctuation)
+_ZIP_STRIP = str.maketrans("", "", " -")
+
+
+def sha256_hex(text: str) -> str:
+    """SHA-256 of the UTF-8 bytes of ``text``, lower-case hex."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def existing_hash(value: str) -> str | None:
+    """The value as a lower-case hex SHA-256 when it already is one (hex or GA4 base64url)."""
+    if len(value) == 64 and _HEX64.fullmatch(value):
+        return value.lower()
+    if len(value) == 43 and _B64URL43.fullmatch(value):
+        try:
+            raw = base64.urlsafe_b64decode(value + "=")
+        except (binascii.Error, ValueError):
+            return None
+        return raw.hex() if len(raw) == 32 else None
+    return None
+
+
+def normalise_email(value: str) -> str:
+    """Trimmed and lower-cased, as TikTok normalises e-mail addresses."""
+    return value.strip().lower()
+
+
+def hash_email(value: str) -> str | None:
+    """Hash of the normalised address; pre-hashed values pass through; blank gives ``None``."""
+    value = value.strip()
+    if not value:
+        return None
+    return existing_hash(value) or sha256_hex(normalise_email(value))
+
+
+@lru_cache(maxsize=4096)
+def normalise_phone(value: str, region: str) -> str | None:
+    """E.164 with the leading ``+`` (``"(+1)2133734253"`` -> ``"+12133734253"``).
+
+    ``region`` is the ISO country used for numbers written without a country code. Returns
+    ``None`` for anything ``phonenumbers`` cannot read as a possible number.
+    """
+    try:
+        parsed = phonenumbers.parse(value, region or None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def hash_phone(value: str, region: str) -> str | None:
+    """Hash of the E.164 number; pre-hashed values pass through; ``None`` when not a number."""
+    value = value.strip()
+    if not value:
+        return None
+    known = existing_hash(value)
+    if known:
+        return known
+    e164 = normalise_phone(value, region)
+    return sha256_hex(e164) if e164 else None
+
+
+def hash_external_id(value: str) -> str | None:
+    """Hash of the trimmed id; pre-hashed values pass through."""
+    value = value.strip()
+    if not value:
+        return None
+    return existing_hash(value) or sha256_hex(value)
+
+
+def hash_name(value: str) -> str | None:
+    """Hash of a first or last name: lower-cased, whitespace and punctuation removed."""
+    value = value.strip()
+    known = existing_hash(value)
+    if known:
+        return known
+    cleaned = value.lower().translate(_NAME_STRIP)
+    return sha256_hex(cleaned) if cleaned else None
+
+
+def hash_zip(value: str) -> str | None:
+    """Hash of a postal code: lower-cased, spaces and dashes removed."""
+    value = value.strip()
+    known = existing_hash(value)
+    if known:
+        return known
+    cleaned = value.lower().translate(_ZIP_STRIP)
+    return sha256_hex(cleaned) if cleaned else None
+
+
+def plain_lower(value: str) -> str | None:
+    """City, state and country are sent in plain text, trimmed and lower-cased."""
+    cleaned = value.strip().lower()
+    return cleaned or None
