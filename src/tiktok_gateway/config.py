@@ -1,0 +1,213 @@
+"""One validated configuration tree: the gateway's own settings and its TikTok tags (SPEC 11).
+
+Sources, later ones winning key by key: defaults, the TOML file (``--config``), then environment
+variables (``GATEWAY_<KEY>`` for the ``[gateway]`` table). Without a ``[[tags]]`` table, the
+``TIKTOK_*`` variables describe one tag that fires on everything but ``user_engagement``. Every
+problem is reported as ``ConfigError(key, reason)`` naming the offending key; secrets are
+``SecretStr`` and never appear in a message.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from tiktok_gateway.errors import ConfigError
+from tiktok_gateway.tags.tiktok.settings import TikTokTagSettings
+
+# Stands in for a pixel code when none is configured, so `inspect` works out of the box.
+PLACEHOLDER_PIXEL = "PIXELCODENOTSET"
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
+
+
+class GatewaySettings(BaseSettings):
+    """The ``[gateway]`` table; every key is also ``GATEWAY_<KEY>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="forbid", frozen=True)
+
+    host: str = Field(default="127.0.0.1", description="Address to listen on.")
+    port: int = Field(default=8080, ge=1, le=65535, description="Port to listen on.")
+    data_dir: Path = Field(default=Path("./data"), description="Folder for the SQLite queue.")
+    queue_url: str = Field(default="", description="sqlite:///path or redis://host:port/db.")
+    admin_token: SecretStr | None = Field(default=None, description="Bearer token for /admin.")
+    ingest_token: SecretStr | None = Field(default=None, description="Bearer token for /events.")
+    trusted_proxies: CommaList = Field(default=(), description="CIDRs whose XFF is trusted.")
+    allowed_origins: CommaList = Field(default=(), description="CORS origins; empty: echo any.")
+    batch_max_wait_ms: int = Field(default=1000, ge=0, description="Oldest event in a batch.")
+    max_body_bytes: int = Field(default=1_000_000, gt=0, description="Larger bodies get 413.")
+    cookie_domain: str = Field(default="", description="Domain of the ttclid cookie.")
+
+    @field_validator("trusted_proxies", "allowed_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @property
+    def resolved_queue_url(self) -> str:
+        """``queue_url``, or the SQLite file in ``data_dir`` when it is not set."""
+        return self.queue_url or f"sqlite:///{self.data_dir / 'queue.db'}"
+
+
+class EnvTagSettings(BaseSettings):
+    """The single tag of the quick start, from ``TIKTOK_*`` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="TIKTOK_", extra="ignore")
+
+    pixel_code: str = ""
+    access_token: SecretStr | None = None
+    access_token_file: Path | None = None
+    api_url: str | None = None
+    purchase_event: str | None = None
+    lead_event: str | None = None
+    content_type: str | None = None
+    test_event_code: str | None = None
+    phone_region: str | None = None
+    consent: str | None = None
+    limited_data_use: bool | None = None
+
+
+class FileConfig(BaseModel):
+    """The shape of the TOML file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gateway: dict[str, Any] = Field(default_factory=dict)
+    tags: list[dict[str, Any]] = Field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole validated configuration. ``placeholder_pixel`` is true when no pixel was set."""
+
+    gateway: GatewaySettings
+    tags: tuple[TikTokTagSettings, ...]
+    placeholder_pixel: bool = False
+
+
+def _error(
+    exc: ValidationError, prefix: str, env_prefix: str = "", from_env: frozenset[str] = frozenset()
+) -> ConfigError:
+    """The first validation problem as ``ConfigError``, named as the user wrote the key.
+
+    A key that came from the environment is named as the variable (``TIKTOK_PURCHASE_EVENT``);
+    one from the file as its TOML path (``tags[1].pixel_code``). Input values are never quoted.
+    """
+    first = exc.errors(include_input=False, include_url=False)[0]
+    loc = [str(part) for part in first["loc"]]
+    if loc and loc[0] in from_env:
+        return ConfigError(f"{env_prefix}{loc[0].upper()}", first["msg"])
+    key = ".".join(part for part in (prefix, *loc) if part)
+    return ConfigError(key or prefix, first["msg"])
+
+
+def _read_token_file(path: Path, key: str) -> SecretStr:
+    try:
+        return SecretStr(path.read_text(encoding="utf-8").strip())
+    except OSError as exc:
+        raise ConfigError(key, f"cannot read {path}: {exc.strerror}") from None
+
+
+def _resolve_token(raw: dict[str, Any], key: str, environ: Mapping[str, str]) -> dict[str, Any]:
+    """Replace ``access_token_env`` / ``access_token_file`` with the token they point to."""
+    raw = dict(raw)
+    given = [
+        name for name in ("access_token", "access_token_env", "access_token_file") if name in raw
+    ]
+    if len(given) > 1:
+        raise ConfigError(key, f"set only one of {', '.join(given)}")
+    if "access_token_env" in raw:
+        var = str(raw.pop("access_token_env"))
+        if not environ.get(var):
+            raise ConfigError(f"{key}.access_token_env", f"environment variable {var} is not set")
+        raw["access_token"] = environ[var]
+    elif "access_token_file" in raw:
+        path = Path(str(raw.pop("access_token_file")))
+        raw["access_token"] = _read_token_file(path, f"{key}.access_token_file")
+    return raw
+
+
+def _env_tag(environ: Mapping[str, str]) -> tuple[TikTokTagSettings, bool]:
+    given = _prefixed(environ, "TIKTOK_")
+    from_env = frozenset(given)
+    try:
+        env = EnvTagSettings(_env_file=None, **given)
+    except ValidationError as exc:
+        raise _error(exc, "TIKTOK", "TIKTOK_", from_env) from None
+    values: dict[str, Any] = {
+        name: value
+        for name, value in env.model_dump(exclude={"access_token_file", "pixel_code"}).items()
+        if value is not None
+    }
+    if env.access_token_file is not None and env.access_token is None:
+        values["access_token"] = _read_token_file(env.access_token_file, "TIKTOK_ACCESS_TOKEN_FILE")
+    placeholder = not env.pixel_code.strip()
+    values["pixel_code"] = PLACEHOLDER_PIXEL if placeholder else env.pixel_code
+    try:
+        return TikTokTagSettings(**values), placeholder
+    except ValidationError as exc:
+        raise _error(exc, "TIKTOK", "TIKTOK_", from_env) from None
+
+
+def _prefixed(environ: Mapping[str, str], prefix: str) -> dict[str, str]:
+    """Variables with ``prefix`` as lower-case field names (so tests can pass their own env)."""
+    return {
+        name[len(prefix) :].lower(): value
+        for name, value in environ.items()
+        if name.upper().startswith(prefix) and value != ""
+    }
+
+
+def _read_file(path: Path) -> FileConfig:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError("--config", f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from None
+    try:
+        return FileConfig(**raw)
+    except ValidationError as exc:
+        raise _error(exc, "") from None
+
+
+def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, merge and validate the configuration; raises ``ConfigError`` naming the bad key."""
+    environ = os.environ if environ is None else environ
+    file = _read_file(path) if path is not None else FileConfig()
+    # Unknown GATEWAY_* variables are ignored (they may belong to other tools); unknown keys in
+    # the file are errors (they are typos).
+    gateway_env = {
+        key: value
+        for key, value in _prefixed(environ, "GATEWAY_").items()
+        if key in GatewaySettings.model_fields
+    }
+    gateway_values = {**file.gateway, **gateway_env}
+    try:
+        gateway = GatewaySettings(_env_file=None, **gateway_values)
+    except ValidationError as exc:
+        raise _error(exc, "gateway", "GATEWAY_", frozenset(gateway_env)) from None
+    if not file.tags:
+        tag, placeholder = _env_tag(environ)
+        return Config(gateway=gateway, tags=(tag,), placeholder_pixel=placeholder)
+    tags: list[TikTokTagSettings] = []
+    for index, raw in enumerate(file.tags):
+        key = f"tags[{index}]"
+        try:
+            tags.append(TikTokTagSettings(**_resolve_token(raw, key, environ)))
+        except ValidationError as exc:
+            raise _error(exc, key) from None
+    names = [tag.name for tag in tags]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ConfigError("tags.name", f"tag names must be unique: {', '.join(duplicates)}")
+    return Config(gateway=gateway, tags=tuple(tags))

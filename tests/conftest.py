@@ -1,0 +1,16 @@
+"""Shared test setup: the settings read the environment, so tests start from a clean one."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in list(os.environ):
+        if name.startswith(("TIKTOK_", "GATEWAY_")):
+            monkeypatch.delenv(name)
+    yield

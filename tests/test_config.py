@@ -1,0 +1,142 @@
+"""Configuration: environment variables, the TOML file, and errors that name the key (SPEC 11)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tiktok_gateway.config import PLACEHOLDER_PIXEL, load_config
+from tiktok_gateway.errors import ConfigError
+
+SECRET = "tok-very-secret-123"
+
+
+def test_environment_describes_one_tag() -> None:
+    config = load_config(
+        environ={
+            "TIKTOK_PIXEL_CODE": "CABC",
+            "TIKTOK_ACCESS_TOKEN": SECRET,
+            "TIKTOK_PURCHASE_EVENT": "CompletePayment",
+            "TIKTOK_CONTENT_TYPE": "product_group",
+            "TIKTOK_TEST_EVENT_CODE": "TEST42",
+            "TIKTOK_PHONE_REGION": "de",
+            "TIKTOK_API_URL": "http://127.0.0.1:9999/",
+            "GATEWAY_PORT": "9090",
+            "GATEWAY_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1",
+            "GATEWAY_BATCH_MAX_WAIT_MS": "250",
+        }
+    )
+    (tag,) = config.tags
+    assert not config.placeholder_pixel
+    assert (tag.pixel_code, tag.purchase_event, tag.content_type) == (
+        "CABC",
+        "CompletePayment",
+        "product_group",
+    )
+    assert (tag.test_event_code, tag.phone_region, tag.api_url) == (
+        "TEST42",
+        "DE",
+        "http://127.0.0.1:9999",
+    )
+    assert tag.access_token is not None
+    assert tag.access_token.get_secret_value() == SECRET
+    assert tag.trigger.exclude_events == ("user_engagement",)
+    assert config.gateway.port == 9090
+    assert config.gateway.trusted_proxies == ("10.0.0.0/8", "127.0.0.1")
+    assert config.gateway.batch_max_wait_ms == 250
+
+
+def test_secret_never_prints() -> None:
+    config = load_config(environ={"TIKTOK_PIXEL_CODE": "C1", "TIKTOK_ACCESS_TOKEN": SECRET})
+    assert SECRET not in repr(config)
+    assert SECRET not in str(config.tags[0])
+
+
+def test_token_file(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text(SECRET + "\n")
+    config = load_config(
+        environ={"TIKTOK_PIXEL_CODE": "C1", "TIKTOK_ACCESS_TOKEN_FILE": str(token)}
+    )
+    assert config.tags[0].access_token is not None
+    assert config.tags[0].access_token.get_secret_value() == SECRET
+
+
+def test_no_pixel_means_placeholder() -> None:
+    config = load_config(environ={})
+    assert config.placeholder_pixel
+    assert config.tags[0].pixel_code == PLACEHOLDER_PIXEL
+    assert config.gateway.resolved_queue_url == "sqlite:///data/queue.db"
+
+
+@pytest.mark.parametrize(
+    ("environ", "key"),
+    [
+        ({"TIKTOK_PURCHASE_EVENT": "Buy"}, "TIKTOK_PURCHASE_EVENT"),
+        ({"TIKTOK_PHONE_REGION": "XX"}, "TIKTOK_PHONE_REGION"),
+        ({"TIKTOK_PIXEL_CODE": "C 1;"}, "TIKTOK_PIXEL_CODE"),
+        ({"GATEWAY_PORT": "http"}, "GATEWAY_PORT"),
+        ({"TIKTOK_ACCESS_TOKEN_FILE": "/nonexistent/token"}, "TIKTOK_ACCESS_TOKEN_FILE"),
+    ],
+)
+def test_invalid_values_name_the_key(environ: dict[str, str], key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(environ=environ)
+    assert caught.value.key == key
+
+
+def test_toml_file_with_several_tags(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text(
+        """
+[gateway]
+port = 8181
+allowed_origins = ["https://shop.example"]
+
+[[tags]]
+name = "shop"
+pixel_code = "CSHOP"
+access_token_env = "SHOP_TOKEN"
+purchase_event = "Purchase"
+[tags.trigger]
+hostnames = ["shop.example"]
+[tags.event_map]
+scroll = "Scroll"
+
+[[tags]]
+name = "brand"
+pixel_code = "CBRAND"
+consent = "ignore"
+"""
+    )
+    config = load_config(path, environ={"SHOP_TOKEN": SECRET, "GATEWAY_PORT": "8282"})
+    shop, brand = config.tags
+    assert config.gateway.port == 8282  # the environment wins over the file
+    assert config.gateway.allowed_origins == ("https://shop.example",)
+    assert shop.access_token is not None
+    assert shop.access_token.get_secret_value() == SECRET
+    assert shop.resolved_event_map["scroll"] == "Scroll"
+    assert shop.resolved_event_map["purchase"] == "Purchase"
+    assert shop.trigger.hostnames == ("shop.example",)
+    assert (brand.consent, brand.access_token) == ("ignore", None)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("[[tags]]\nname = 'a'\n", "tags[0].pixel_code"),
+        ("[[tags]]\npixel_code = 'C1'\nconsent = 'maybe'\n", "tags[0].consent"),
+        ("[[tags]]\npixel_code = 'C1'\nsurprise = 1\n", "tags[0].surprise"),
+        ("[gateway]\nport = 0\n", "gateway.port"),
+        ("[[tags]]\npixel_code = 'C1'\naccess_token_env = 'NOPE_UNSET'\n", "tags[0].access_token_env"),
+        ("[[tags]]\npixel_code='C1'\n[[tags]]\npixel_code='C2'\n", "tags.name"),
+        ("not toml = = 1", "--config"),
+    ],
+)
+def test_invalid_file_names_the_key(tmp_path: Path, text: str, key: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    assert caught.value.key == key
