@@ -1,0 +1,107 @@
+"""Value decoding shared by the GA4 web-hit parsers: query splitting, numbers, flags, brand lists.
+
+Every function here is total: it returns something sensible for any ``str`` and never raises.
+"""
+
+from __future__ import annotations
+
+import codecs
+import math
+import re
+from typing import Any
+from urllib.parse import unquote
+
+Number = int | float
+
+# Longer "numbers" are not prices or counters but garbage; keeping them as text also bounds the
+# work ``int()``/``float()`` do on hostile input.
+MAX_NUMBER_LENGTH = 100
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+# Decimal text only: ``float()`` alone would also take "nan", "inf", "1_000" and surrounding
+# whitespace. Written so that a failing match backtracks linearly, never quadratically.
+_UNESCAPE = codecs.getdecoder("unicode_escape")
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def to_number(text: str) -> int | float | str:
+    """``text`` as a JSON number when it is decimal text, else ``text`` unchanged.
+
+    Integral text (``3``, ``-12``) becomes an ``int`` when it fits in a signed 64-bit integer
+    (what every JSON consumer can hold), other decimal text (``10.01``, ``1e3``, a huge integer)
+    a finite ``float``. Anything else, including ``nan``, ``inf``, text longer than
+    ``MAX_NUMBER_LENGTH`` and surrounding whitespace, is returned as the string it was.
+    """
+    if len(text) > MAX_NUMBER_LENGTH:
+        return text
+    body = text[1:] if text[:1] in ("-", "+") else text
+    if body.isascii() and body.isdigit():
+        number = int(text)
+        if _INT64_MIN <= number <= _INT64_MAX:
+            return number
+    if _DECIMAL.fullmatch(text) is None:
+        return text
+    value = float(text)
+    return value if math.isfinite(value) else text
+
+
+def to_flag(text: str) -> bool:
+    """A GA4 boolean parameter (``uamb``, ``uaw``): ``1`` or ``true`` is True, else False."""
+    return text == "1" or text.lower() == "true"
+
+
+def decode_component(text: str) -> str:
+    """Percent-decode one query component with ``+`` as space; bad escapes are kept literally.
+
+    Same result as ``urllib.parse.unquote(text.replace("+", " "), errors="replace")``: invalid
+    UTF-8 produced by escapes becomes U+FFFD (never an exception, never a lone surrogate).
+    """
+    if "+" in text:
+        text = text.replace("+", " ")
+    if "%" not in text:
+        return text
+    # Let the C ``unicode_escape`` codec turn escapes into bytes (``%41`` -> ``\\x41``): several
+    # times faster than unquote's Python loop on long URLs. Non-ASCII text survives as latin-1
+    # and is restored by the re-encode. A % that starts no valid escape makes the codec fail;
+    # unquote then keeps it literally.
+    escaped = text.encode("utf-8", "surrogatepass").replace(b"\\", b"\\\\").replace(b"%", b"\\x")
+    try:
+        latin = _UNESCAPE(escaped)[0]
+    except UnicodeDecodeError:
+        return unquote(text, errors="replace")
+    return latin.encode("latin-1").decode("utf-8", "replace")
+
+
+def split_query(text: str) -> list[tuple[str, str]]:
+    """``a=1&b=&c`` -> ``[("a", "1"), ("b", ""), ("c", "")]``, in order, duplicates kept.
+
+    Equivalent to ``urllib.parse.parse_qsl(text, keep_blank_values=True)`` (the value of a bare
+    name is ``""``), but cheaper for the common case of components without escapes. Empty
+    components (``&&``) are skipped.
+    """
+    pairs: list[tuple[str, str]] = []
+    append = pairs.append
+    for field in text.split("&"):
+        if "%" in field or "+" in field:
+            name, _, value = field.partition("=")
+            append((decode_component(name), decode_component(value)))
+        elif field:
+            name, _, value = field.partition("=")
+            append((name, value))
+    return pairs
+
+
+def decode_brands(text: str) -> list[dict[str, Any]]:
+    """The client hint ``uafvl`` (already query-decoded once) as ``[{brand, version}, ...]``.
+
+    gtag writes ``brand;version`` entries joined by ``|`` with each brand URL-encoded a second
+    time (``Not%2FA)Brand;99.0.0.0``), so brands are percent-decoded again. Empty entries are
+    skipped; an entry without ``;`` has an empty version.
+    """
+    brands: list[dict[str, Any]] = []
+    for entry in text.split("|"):
+        if not entry:
+            continue
+        brand, _, version = entry.partition(";")
+        brands.append({"brand": unquote(brand, errors="replace"), "version": version})
+    return brands
