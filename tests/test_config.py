@@ -129,7 +129,10 @@ consent = "ignore"
         ("[[tags]]\npixel_code = 'C1'\nconsent = 'maybe'\n", "tags[0].consent"),
         ("[[tags]]\npixel_code = 'C1'\nsurprise = 1\n", "tags[0].surprise"),
         ("[gateway]\nport = 0\n", "gateway.port"),
-        ("[[tags]]\npixel_code = 'C1'\naccess_token_env = 'NOPE_UNSET'\n", "tags[0].access_token_env"),
+        (
+            "[[tags]]\npixel_code = 'C1'\naccess_token_env = 'NOPE_UNSET'\n",
+            "tags[0].access_token_env",
+        ),
         ("[[tags]]\npixel_code='C1'\n[[tags]]\npixel_code='C2'\n", "tags.name"),
         ("not toml = = 1", "--config"),
     ],

@@ -17,7 +17,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from tiktok_gateway.errors import ConfigError
 from tiktok_gateway.tags.tiktok.settings import TikTokTagSettings
@@ -28,7 +33,26 @@ PLACEHOLDER_PIXEL = "PIXELCODENOTSET"
 CommaList = Annotated[tuple[str, ...], NoDecode]
 
 
-class GatewaySettings(BaseSettings):
+class _ExplicitSources(BaseSettings):
+    """Settings whose environment variables are handed over by ``load_config``.
+
+    ``load_config`` maps ``GATEWAY_*`` / ``TIKTOK_*`` itself (from ``os.environ`` or the mapping a
+    test passes), so the only source pydantic-settings reads is the keyword arguments.
+    """
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+class GatewaySettings(_ExplicitSources):
     """The ``[gateway]`` table; every key is also ``GATEWAY_<KEY>`` in the environment."""
 
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="forbid", frozen=True)
@@ -44,6 +68,19 @@ class GatewaySettings(BaseSettings):
     batch_max_wait_ms: int = Field(default=1000, ge=0, description="Oldest event in a batch.")
     max_body_bytes: int = Field(default=1_000_000, gt=0, description="Larger bodies get 413.")
     cookie_domain: str = Field(default="", description="Domain of the ttclid cookie.")
+    mp_api_secrets: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Measurement id -> api_secret required on /mp/collect (env: G-1=s1,G-2=s2).",
+    )
+    shutdown_seconds: float = Field(default=10.0, ge=0, description="Deadline to drain on stop.")
+
+    @field_validator("mp_api_secrets", mode="before")
+    @classmethod
+    def _pairs(cls, value: object) -> object:
+        if isinstance(value, str):
+            pairs = (part.partition("=") for part in value.split(",") if part.strip())
+            return {mid.strip(): secret.strip() for mid, _, secret in pairs}
+        return value
 
     @field_validator("trusted_proxies", "allowed_origins", mode="before")
     @classmethod
@@ -58,7 +95,7 @@ class GatewaySettings(BaseSettings):
         return self.queue_url or f"sqlite:///{self.data_dir / 'queue.db'}"
 
 
-class EnvTagSettings(BaseSettings):
+class EnvTagSettings(_ExplicitSources):
     """The single tag of the quick start, from ``TIKTOK_*`` variables."""
 
     model_config = SettingsConfigDict(env_prefix="TIKTOK_", extra="ignore")
@@ -137,7 +174,7 @@ def _resolve_token(raw: dict[str, Any], key: str, environ: Mapping[str, str]) ->
 
 
 def _env_tag(environ: Mapping[str, str]) -> tuple[TikTokTagSettings, bool]:
-    given = _prefixed(environ, "TIKTOK_")
+    given: dict[str, Any] = dict(_prefixed(environ, "TIKTOK_"))
     from_env = frozenset(given)
     try:
         env = EnvTagSettings(_env_file=None, **given)

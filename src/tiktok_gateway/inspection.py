@@ -38,7 +38,7 @@ class InspectInput:
 
 @dataclass(slots=True)
 class InspectReport:
-    """The request bodies, notes for stderr, per-part errors, and a fatal reason if nothing parsed."""
+    """Request bodies, notes for stderr, per-part errors, and a fatal reason if nothing parsed."""
 
     bodies: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)

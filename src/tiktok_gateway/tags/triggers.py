@@ -30,7 +30,7 @@ class TriggerSettings(BaseModel):
     )
     exclude_events: tuple[str, ...] = Field(
         default=("user_engagement",),
-        description="Event names never to fire on (gtag sends user_engagement on every page leave).",
+        description="Event names never to fire on (gtag sends user_engagement on page leave).",
     )
 
 

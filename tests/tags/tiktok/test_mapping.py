@@ -130,7 +130,9 @@ def test_deterministic_event_id_is_stable_and_distinguishes_events() -> None:
 
 def test_event_time_is_integer_seconds_from_each_source() -> None:
     assert mapped(event()).event["event_time"] == 1_700_000_000
-    assert mapped(event(**{"x-gw-event_time": 1_600_000_000.9})).event["event_time"] == 1_600_000_000
+    assert (
+        mapped(event(**{"x-gw-event_time": 1_600_000_000.9})).event["event_time"] == 1_600_000_000
+    )
     for stamp in (1_650_000_000, "1650000000", 1_650_000_000_123, "2022-04-15T05:20:00Z"):
         assert mapped(event(**{"x-ttq-timestamp": stamp})).event["event_time"] == 1_650_000_000
 
@@ -199,7 +201,9 @@ def test_ip_user_agent_locale() -> None:
 
 
 def test_both_spellings_of_x_ttq_keys() -> None:
-    data = event(**{"x-ttq-ct-ip-adress": "10.1.2.3", "x-ttq-ct-page-referer": "https://r.example/"})
+    data = event(
+        **{"x-ttq-ct-ip-adress": "10.1.2.3", "x-ttq-ct-page-referer": "https://r.example/"}
+    )
     result = mapped(data).event
     assert result["user"]["ip"] == "10.1.2.3"
     assert result["page"]["referrer"] == "https://r.example/"
@@ -247,7 +251,13 @@ def test_fix_missing_page_url_does_not_crash() -> None:
 
 def test_contents_from_items_with_string_ids_numbers_and_default_quantity() -> None:
     items = [
-        {"item_id": 12345, "item_name": "Tee", "item_brand": "B", "item_category": "C", "price": "10.5"},
+        {
+            "item_id": 12345,
+            "item_name": "Tee",
+            "item_brand": "B",
+            "item_category": "C",
+            "price": "10.5",
+        },
         {"item_id": "SKU-2", "price": 2, "quantity": "3"},
         {"item_name": "no id, left out", "price": 1},
     ]
@@ -270,7 +280,10 @@ def test_contents_from_items_with_string_ids_numbers_and_default_quantity() -> N
 
 
 def test_value_is_rounded_half_up_with_decimals() -> None:
-    items = [{"item_id": "a", "price": 0.125, "quantity": 1}, {"item_id": "b", "price": 1.01, "quantity": 3}]
+    items = [
+        {"item_id": "a", "price": 0.125, "quantity": 1},
+        {"item_id": "b", "price": 1.01, "quantity": 3},
+    ]
     assert mapped(event(items=items)).event["properties"]["value"] == 3.16
     assert mapped(event(value="2.675")).event["properties"]["value"] == 2.68
 
@@ -319,7 +332,10 @@ def test_limited_data_use_and_test_event_code_precedence() -> None:
     assert "limited_data_use" not in mapped(event(**{"x-ttq-ldu": "false"}), tag).event
     assert mapped(event(), tag).test_event_code == "TAG1"
     assert mapped(event(test_event_code="EP"), tag).test_event_code == "EP"
-    assert mapped(event(**{"x-ttq-test-event-code": "X", "test_event_code": "EP"})).test_event_code == "X"
+    assert (
+        mapped(event(**{"x-ttq-test-event-code": "X", "test_event_code": "EP"})).test_event_code
+        == "X"
+    )
     assert mapped(event()).test_event_code is None
 
 

@@ -24,8 +24,9 @@ scalars = st.one_of(
 )
 json_values = st.recursive(
     scalars,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
     max_leaves=12,
 )
 item = st.dictionaries(
@@ -42,7 +43,7 @@ KEYS = [
 event_data = st.fixed_dictionaries(
     {"event_name": st.sampled_from(["page_view", "purchase", "add_to_cart", "Custom_1"])},
     optional={
-        **{key: json_values for key in KEYS},
+        **dict.fromkeys(KEYS, json_values),
         "items": st.lists(item, max_size=4),
         "user_data": st.fixed_dictionaries(
             {},

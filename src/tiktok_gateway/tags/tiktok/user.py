@@ -1,4 +1,6 @@
-"""The ``user`` object of a TikTok event: identifiers, hashed personal data, click ids (SPEC 5.4, 6).
+"""The ``user`` object of a TikTok event: identifiers, hashed personal data, click ids.
+
+SPEC 5.4 and 6.
 
 Raw e-mail addresses, phone numbers, names and postal codes are hashed here or dropped; nothing in
 the returned object is raw personal data.
