@@ -13,15 +13,15 @@ import base64
 import binascii
 import hashlib
 import re
-import string
 from functools import lru_cache
 
 import phonenumbers
 
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _B64URL43 = re.compile(r"[A-Za-z0-9_-]{43}")
-# Names lose whitespace and punctuation before hashing (TikTok's rule); letters of any script stay.
-_NAME_STRIP = str.maketrans("", "", string.whitespace + string.punctuation)
+# Names keep only letters and digits, of any script: whitespace and punctuation (TikTok's rule)
+# go, including the typographic ones phones type (U+2019 in O’Neil, no-break spaces).
+_NAME_STRIP = re.compile(r"[\W_]+")
 _ZIP_STRIP = str.maketrans("", "", " -")
 
 
@@ -98,7 +98,7 @@ def hash_name(value: str) -> str | None:
     known = existing_hash(value)
     if known:
         return known
-    cleaned = value.lower().translate(_NAME_STRIP)
+    cleaned = _NAME_STRIP.sub("", value.lower())
     return sha256_hex(cleaned) if cleaned else None
 
 

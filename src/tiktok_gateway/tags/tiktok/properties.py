@@ -110,13 +110,12 @@ def _value(
     return round_money(total), []
 
 
-def _currency(
-    data: Mapping[str, Any], items: list[Any], explain: Explain
-) -> tuple[str | None, list[str]]:
+def _currency(data: Mapping[str, Any], explain: Explain) -> tuple[str | None, list[str]]:
     found = fields.lookup(data, fields.CURRENCY)
     key = found[0] if found else "items.0.currency"
     raw = found[1] if found else None
-    if raw is None and items and isinstance(items[0], Mapping):
+    items = data.get("items")
+    if raw is None and isinstance(items, list) and items and isinstance(items[0], Mapping):
         raw = items[0].get("currency")
     text = to_text(raw)
     if text is None:
@@ -157,7 +156,7 @@ def build_properties(
         properties["contents"] = contents
         properties["content_type"] = content_type
         properties["content_ids"] = [c["content_id"] for c in contents]
-    currency, more = _currency(data, raw, explain)
+    currency, more = _currency(data, explain)
     warnings += more
     if currency:
         properties["currency"] = currency
