@@ -1,0 +1,1 @@
+"""Delivery: leased items -> batches -> TikTok -> ack, retry, isolate, dead-letter or pause."""

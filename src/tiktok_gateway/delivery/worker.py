@@ -1,0 +1,328 @@
+"""The delivery worker: lease -> batch -> send -> ack / retry / isolate / dead-letter / pause.
+
+Contract with the queue (``queue/base.py``): every item the worker leases is finished exactly
+once, by ``ack`` (TikTok has it), ``nack`` (retry later), ``dead_letter`` (permanent, with
+TikTok's code and message) or ``release`` (not tried: a paused tag, or shutdown). An item whose
+finishing call was interrupted by a crash comes back when its lease expires.
+
+What to do with an answer is decided by ``tags/tiktok/classify.py`` alone; the worker only acts
+on the outcome (Delivered, Retry, Reject, Pause, Split). A rejected batch is narrowed down to
+the bad events (by TikTok's ``Batch.<i>`` index, else by bisection) so the good ones still go
+out. A tag whose token or permission is wrong is paused: its events stay queued, untouched,
+and one batch probes TikTok every ``policy.probe_interval`` seconds until one is delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import httpx
+
+from tiktok_gateway.delivery.backoff import BackoffPolicy
+from tiktok_gateway.delivery.batcher import MAX_BYTES, Batch, Batcher
+from tiktok_gateway.delivery.envelope import Envelope, group_of, split_group
+from tiktok_gateway.delivery.ledger import DeliveryResult, Ledger
+from tiktok_gateway.queue.base import Clock, LeasedItem, Queue, wall_clock
+from tiktok_gateway.tags.tiktok.classify import Delivered, Outcome, Pause, Reject, Retry, Split
+from tiktok_gateway.tags.tiktok.client import post_batch
+from tiktok_gateway.tags.tiktok.payload import MAX_BATCH_EVENTS
+from tiktok_gateway.tags.tiktok.settings import TikTokTagSettings
+
+__all__ = ["DEFAULT_POLICY", "DeliveryResult", "DeliveryWorker", "PauseState"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_POLICY = BackoffPolicy()
+
+
+@dataclass(frozen=True, slots=True)
+class PauseState:
+    """Why a tag is paused, since when, and when the next probe may go out (clock times)."""
+
+    reason: str
+    code: int | None
+    message: str
+    since: float
+    probe_at: float
+
+
+class DeliveryWorker:
+    """Delivers the queue's events to TikTok. Use from one event loop: ``run()`` in a task and
+    ``stop()`` at shutdown, or ``drain()`` in tests. ``tags`` maps tag names to settings."""
+
+    def __init__(
+        self,
+        queue: Queue,
+        tags: Mapping[str, TikTokTagSettings],
+        client: httpx.AsyncClient,
+        *,
+        clock: Clock = wall_clock,
+        rng: random.Random | None = None,
+        max_wait: float = 1.0,
+        max_in_flight: int = 4,
+        lease_seconds: float = 60.0,
+        lease_limit: int = 1000,
+        policy: BackoffPolicy = DEFAULT_POLICY,
+        request_timeout: float = 10.0,
+        poll_interval: float = 0.1,
+        max_events: int = MAX_BATCH_EVENTS,
+        max_bytes: int = MAX_BYTES,
+        on_result: Callable[[DeliveryResult], None] | None = None,
+    ) -> None:
+        self._queue, self._tags, self._client = queue, tags, client
+        self._clock = clock
+        self._rng = rng if rng is not None else random.Random()
+        self._batcher = Batcher(max_events, max_bytes, max_wait, clock)
+        self._max_in_flight = max(max_in_flight, 1)
+        self._lease_seconds, self._lease_limit = lease_seconds, lease_limit
+        self._policy, self._request_timeout = policy, request_timeout
+        self._poll_interval = poll_interval
+        self._ledger = Ledger(queue, on_result)  # what we hold, and how each item ended
+        self.paused: dict[str, PauseState] = {}
+        # Queue groups seen per tag: a paused tag's groups are left out of leases.
+        self._groups = {
+            name: {group_of(name, None), group_of(name, s.test_event_code or None)}
+            for name, s in tags.items()
+        }
+        self._outbox: deque[Batch] = deque()  # ready batches waiting for a free request slot
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._loop_done = asyncio.Event()
+        self._loop_done.set()
+        self._stopping = False
+
+    @property
+    def in_flight(self) -> int:
+        """Batches being sent now (each may take several requests when split or bisected)."""
+        return len(self._tasks)
+
+    async def run(self) -> None:
+        """Deliver until ``stop()``: lease, batch, send (at most ``max_in_flight`` at once),
+        then sleep until the next batch is due, a send ends, or ``poll_interval`` passes."""
+        self._stopping = False
+        self._loop_done.clear()
+        try:
+            while not self._stopping:
+                try:
+                    _, backlog = await self._step(force=False)
+                except Exception:  # the queue failed (disk full, Redis gone): retry, do not die
+                    log.exception("delivery step failed; trying again")
+                    backlog = False
+                if not backlog:
+                    await self._idle()
+                await asyncio.sleep(0)  # a backlog must not starve the sends
+        finally:
+            self._loop_done.set()
+
+    async def drain(self) -> None:
+        """Send everything available now, at once, and wait until it is finished (tests).
+
+        Never sleeps: events nacked with a delay, and paused tags, stay in the queue until the
+        clock passes their time and ``drain()`` is called again."""
+        while True:
+            leased, _ = await self._step(force=True)
+            if self._tasks:
+                await asyncio.wait(set(self._tasks), return_when=asyncio.FIRST_COMPLETED)
+            elif not leased and not self._outbox:
+                return
+
+    async def stop(self, deadline: float = 10.0) -> None:
+        """Shut down within ``deadline`` seconds (DESIGN habit 12); returns when done."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + deadline
+        # 1. Stop leasing: the run loop ends its current step and exits.
+        self._stopping = True
+        self._wake.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._loop_done.wait(), max(until - loop.time(), 0.0))
+        # 2. Flush partial batches: every event in the batcher is sent now.
+        self._outbox.extend(self._batcher.ready(force=True))
+        # 3. Send them and wait for in-flight sends, up to the deadline.
+        while (self._outbox or self._tasks) and loop.time() < until:
+            self._launch()
+            await asyncio.wait(
+                set(self._tasks), timeout=until - loop.time(), return_when=asyncio.FIRST_COMPLETED
+            )
+        # 4. Past the deadline: cancel what is still sending (TikTok may or may not have it).
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._outbox.clear()
+        # 5. Release, never ack, whatever is still leased: it is delivered after the restart.
+        await self._ledger.release_all()
+
+    # -- leasing and batching ---------------------------------------------------------------
+
+    async def _step(self, force: bool) -> tuple[int, bool]:
+        """Lease (when a request slot is free), batch, start ready batches.
+
+        Returns how many items were leased and whether the lease was full (more may wait)."""
+        self._wake.clear()
+        leased, room = 0, self._lease_limit - self._batcher.pending
+        free = not self._outbox and len(self._tasks) < self._max_in_flight
+        if not self._stopping and free and room > 0:
+            items = await self._queue.lease(room, self._lease_seconds, self._excluded())
+            leased = len(items)
+            await self._accept(items)
+        self._outbox.extend(self._batcher.ready(force))
+        self._launch()
+        return leased, room > 0 and leased == room
+
+    async def _idle(self) -> None:
+        if self._stopping:
+            return
+        timeout = self._poll_interval
+        deadline = self._batcher.next_deadline()
+        if deadline is not None:
+            timeout = min(timeout, max(deadline - self._clock(), 0.0))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _excluded(self) -> list[str]:
+        now = self._clock()
+        paused = (tag for tag, state in self.paused.items() if now < state.probe_at)
+        return [group for tag in paused for group in self._groups.get(tag, ())]
+
+    async def _accept(self, items: Sequence[LeasedItem]) -> None:
+        now = self._clock()
+        held_back: list[str] = []
+        for item in items:
+            self._groups.setdefault(split_group(item.group)[0], set()).add(item.group)
+            try:
+                envelope = Envelope.from_bytes(item.payload)
+                if not isinstance(envelope.event, dict):
+                    raise TypeError("event is not an object")
+            except (ValueError, KeyError, TypeError) as error:
+                reason = f"{type(error).__name__}: {error}"
+                await self._ledger.dead_letter_item(item, "invalid_payload", reason)
+                continue
+            if envelope.tag not in self._tags:
+                await self._ledger.dead_letter_item(
+                    item, "unknown_tag", f"tag {envelope.tag!r} is not configured"
+                )
+                continue
+            state = self.paused.get(envelope.tag)
+            if state is not None and now < state.probe_at:
+                held_back.append(item.id)  # leased before the pause, or a group not seen yet
+                continue
+            self._ledger.hold(item)
+            self._batcher.add(item, envelope)
+        await self._ledger.release(held_back)
+
+    def _launch(self) -> None:
+        while self._outbox and len(self._tasks) < self._max_in_flight:
+            task = asyncio.create_task(self._deliver(self._outbox.popleft()))
+            self._tasks.add(task)
+            task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._wake.set()
+
+    # -- sending and acting on outcomes -------------------------------------------------------
+
+    async def _deliver(self, batch: Batch) -> None:
+        """Send one batch and every sub-batch it turns into (split, bisection)."""
+        try:
+            if batch.tag not in self._tags:  # removed from the configuration since the lease
+                gone = Reject(None, f"tag {batch.tag!r} is not configured", scope="batch")
+                await self._ledger.dead_letter(batch, "unknown_tag", gone, None)
+                return
+            state = self.paused.get(batch.tag)
+            now = self._clock()
+            if state is not None:
+                if now < state.probe_at:
+                    await self._ledger.release(batch.ids)
+                    return
+                # This batch is the probe; the next one waits another interval.
+                self.paused[batch.tag] = replace(state, probe_at=now + self._policy.probe_interval)
+            work = [batch]
+            paused = False
+            while work:
+                part = work.pop()
+                if paused:
+                    await self._ledger.release(part.ids)
+                    continue
+                outcome, latency = await self._post(part)
+                paused = isinstance(outcome, Pause)
+                work.extend(reversed(await self._act(part, outcome, latency)))
+        except Exception:
+            log.exception(
+                "delivery of a batch of tag %s failed; its events are released", batch.tag
+            )
+            with contextlib.suppress(Exception):
+                await self._ledger.release(batch.ids)
+
+    async def _post(self, batch: Batch) -> tuple[Outcome, float]:
+        settings = self._tags[batch.tag]
+        token = settings.access_token.get_secret_value() if settings.access_token else None
+        started = time.perf_counter()
+        reply = await post_batch(
+            self._client, settings.api_url, token, batch.body(), self._request_timeout
+        )
+        return reply.classify(self._clock()), time.perf_counter() - started
+
+    async def _act(self, batch: Batch, outcome: Outcome, latency: float) -> list[Batch]:
+        """Finish the batch's items as ``outcome`` says; returns sub-batches to send next."""
+        if isinstance(outcome, Delivered):
+            await self._ledger.ack(batch, outcome, latency)
+            if self.paused.pop(batch.tag, None) is not None:
+                log.warning("tag %s delivers again; pause lifted", batch.tag)
+        elif isinstance(outcome, Retry):
+            await self._retry(batch, outcome, latency)
+        elif isinstance(outcome, Pause):
+            now = self._clock()
+            state = self.paused.get(batch.tag)
+            since = state.since if state is not None else now
+            probe_at = now + self._policy.probe_interval
+            self.paused[batch.tag] = PauseState(
+                outcome.reason, outcome.code, outcome.message, since, probe_at
+            )
+            if state is None:
+                log.warning("tag %s paused: %s (%s)", batch.tag, outcome.reason, outcome.message)
+            await self._ledger.release(batch.ids)
+            self._ledger.report(batch, "paused", outcome, latency)
+        elif len(batch) == 1 or (isinstance(outcome, Reject) and outcome.scope == "batch"):
+            await self._ledger.dead_letter(batch, "rejected", outcome, latency)
+        elif isinstance(outcome, Split):
+            self._ledger.report(batch, "split", outcome, latency)
+            return list(batch.halves())
+        elif outcome.index is not None and 0 <= outcome.index < len(batch):
+            index = outcome.index
+            await self._ledger.dead_letter(batch.subset([index]), "rejected", outcome, latency)
+            return [batch.subset([i for i in range(len(batch)) if i != index])]
+        else:
+            # TikTok did not say which event: send each half on its own until it is found.
+            self._ledger.report(batch, "bisect", outcome, latency)
+            return list(batch.halves())
+        return []
+
+    async def _retry(self, batch: Batch, outcome: Retry, latency: float) -> None:
+        now = self._clock()
+        expired: list[int] = []
+        exhausted: list[int] = []
+        by_attempts: dict[int, list[int]] = {}
+        for i, item in enumerate(batch.items):
+            if now - item.enqueued_at >= self._policy.expiry:
+                expired.append(i)
+            elif outcome.max_attempts is not None and item.attempts + 1 >= outcome.max_attempts:
+                exhausted.append(i)
+            else:
+                by_attempts.setdefault(item.attempts, []).append(i)
+        sent: float | None = latency  # only the first result of a request carries its latency
+        for attempts, indexes in sorted(by_attempts.items()):
+            # Each item backs off by its own failure count; one nack per count.
+            delay = self._policy.delay(attempts, self._rng, outcome.after)
+            await self._ledger.nack(batch.subset(indexes), delay, outcome, sent)
+            sent = None
+        for kind, indexes in (("expired", expired), ("retries_exhausted", exhausted)):
+            if indexes:
+                await self._ledger.dead_letter(batch.subset(indexes), kind, outcome, sent)
+                sent = None

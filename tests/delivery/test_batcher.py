@@ -1,0 +1,120 @@
+"""The batcher: flush by count, by bytes and by age; groups never mixed; order kept."""
+
+from __future__ import annotations
+
+import json
+
+from tests.fakes import FakeClock
+from tiktok_gateway.delivery.batcher import Batch, Batcher
+from tiktok_gateway.delivery.envelope import Envelope
+from tiktok_gateway.queue.base import LeasedItem
+
+
+def event(n: int, pad: int = 0) -> dict[str, object]:
+    return {"event": "Purchase", "event_id": f"e{n}", "event_time": 1_700_000_000, "x": "y" * pad}
+
+
+def entry(
+    n: int, tag: str = "shop", test_code: str | None = None, pad: int = 0
+) -> tuple[LeasedItem, Envelope]:
+    envelope = Envelope(tag, "PIXEL1", test_code, event(n, pad))
+    item = LeasedItem(f"{n}:1", envelope.group, envelope.to_bytes(), 0, 0.0)
+    return item, envelope
+
+
+def ids(batch: Batch) -> list[str]:
+    return batch.event_ids
+
+
+def test_full_by_count_is_ready_at_once() -> None:
+    clock = FakeClock()
+    batcher = Batcher(max_events=3, max_wait=1.0, clock=clock)
+    for n in range(7):
+        batcher.add(*entry(n))
+    batches = batcher.ready()
+    assert [ids(b) for b in batches] == [["e0", "e1", "e2"], ["e3", "e4", "e5"]]
+    assert batcher.pending == 1
+    assert batcher.next_deadline() == clock.now + 1.0
+
+
+def test_full_by_bytes_keeps_the_body_under_the_budget() -> None:
+    batcher = Batcher(max_bytes=2_000, max_wait=1.0, clock=FakeClock())
+    for n in range(10):
+        batcher.add(*entry(n, pad=400))
+    batches = batcher.ready(force=True)
+    assert sum(len(b) for b in batches) == 10
+    assert len(batches) > 1
+    for batch in batches:
+        assert len(batch.body()) <= 2_000
+        assert json.loads(batch.body())["data"] == [e.event for e in batch.envelopes]
+    assert [i for b in batches for i in ids(b)] == [f"e{n}" for n in range(10)]
+
+
+def test_an_event_larger_than_the_budget_goes_alone() -> None:
+    batcher = Batcher(max_bytes=500, max_wait=1.0, clock=FakeClock())
+    batcher.add(*entry(0))
+    batcher.add(*entry(1, pad=1000))
+    batcher.add(*entry(2))
+    batches = batcher.ready(force=True)
+    assert [ids(b) for b in batches] == [["e0"], ["e1"], ["e2"]]
+
+
+def test_age_flush_counts_from_when_the_first_event_was_added() -> None:
+    clock = FakeClock()
+    batcher = Batcher(max_wait=1.0, clock=clock)
+    batcher.add(*entry(0))
+    clock.advance(0.6)
+    batcher.add(*entry(1))
+    assert batcher.ready() == []
+    assert batcher.next_deadline() == clock.now + 0.4
+    clock.advance(0.4)
+    [batch] = batcher.ready()
+    assert ids(batch) == ["e0", "e1"]
+    assert batcher.pending == 0
+    assert batcher.next_deadline() is None
+
+
+def test_force_flushes_partial_batches() -> None:
+    batcher = Batcher(max_wait=60.0, clock=FakeClock())
+    batcher.add(*entry(0))
+    assert batcher.ready() == []
+    assert [ids(b) for b in batcher.ready(force=True)] == [["e0"]]
+
+
+def test_groups_are_never_mixed() -> None:
+    batcher = Batcher(max_events=2, max_wait=1.0, clock=FakeClock())
+    batcher.add(*entry(0, test_code="TEST1"))
+    batcher.add(*entry(1))
+    batcher.add(*entry(2, tag="other"))
+    batcher.add(*entry(3, test_code="TEST1"))
+    batcher.add(*entry(4))
+    batches = batcher.ready(force=True)
+    shapes = {(b.tag, b.test_event_code, tuple(ids(b))) for b in batches}
+    assert shapes == {
+        ("shop", "TEST1", ("e0", "e3")),
+        ("shop", None, ("e1", "e4")),
+        ("other", None, ("e2",)),
+    }
+    for batch in batches:
+        body = json.loads(batch.body())
+        assert body.get("test_event_code") == batch.test_event_code
+        assert {item.group for item in batch.items} == {batch.group}
+
+
+def test_next_deadline_is_now_when_a_batch_is_full() -> None:
+    clock = FakeClock()
+    batcher = Batcher(max_events=1, max_wait=5.0, clock=clock)
+    assert batcher.next_deadline() is None
+    batcher.add(*entry(0))
+    assert batcher.next_deadline() == clock.now
+
+
+def test_halves_and_subset_keep_order_and_shape() -> None:
+    batcher = Batcher(max_wait=1.0, clock=FakeClock())
+    for n in range(5):
+        batcher.add(*entry(n, test_code="T"))
+    [batch] = batcher.ready(force=True)
+    first, second = batch.halves()
+    assert (ids(first), ids(second)) == (["e0", "e1"], ["e2", "e3", "e4"])
+    assert second.test_event_code == "T"
+    assert ids(batch.subset([4, 0])) == ["e4", "e0"]
