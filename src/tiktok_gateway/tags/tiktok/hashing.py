@@ -20,7 +20,7 @@ import phonenumbers
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _B64URL43 = re.compile(r"[A-Za-z0-9_-]{43}")
 # Names keep only letters and digits, of any script: whitespace and punctuation (TikTok's rule)
-# go, including the typographic ones phones type (U+2019 in O’Neil, no-break spaces).
+# go, including the typographic ones phones type (a U+2019 apostrophe, no-break spaces).
 _NAME_STRIP = re.compile(r"[\W_]+")
 _ZIP_STRIP = str.maketrans("", "", " -")
 
