@@ -82,7 +82,12 @@ def test_events_and_mp_files(tmp_path: Path) -> None:
 
 def test_cookies_feed_ttp_and_ttclid() -> None:
     code, out, _ = run(
-        "inspect", "v=2&tid=G-1&cid=1&en=page_view", "--cookie", "_ttp=TTP1", "--cookie", "ttclid=C9"
+        "inspect",
+        "v=2&tid=G-1&cid=1&en=page_view",
+        "--cookie",
+        "_ttp=TTP1",
+        "--cookie",
+        "ttclid=C9",
     )
     assert code == 0
     assert json.loads(out)["data"][0]["user"] == {"ttp": "TTP1", "ttclid": "C9"}
@@ -102,7 +107,9 @@ def test_bad_input_exits_2_with_one_line() -> None:
 
 
 def test_line_error_still_prints_good_events_and_exits_2() -> None:
-    code, out, err = run("inspect", "v=2&tid=G-1&cid=1", "--body", "-", stdin="en=page_view\nfoo=1\n")
+    code, out, err = run(
+        "inspect", "v=2&tid=G-1&cid=1", "--body", "-", stdin="en=page_view\nfoo=1\n"
+    )
     assert code == 2
     assert json.loads(out)["data"][0]["event"] == "Pageview"
     assert "missing_event_name" in err
@@ -115,6 +122,8 @@ def test_invalid_configuration_exits_2_naming_the_key() -> None:
 
 
 def test_help_never_shows_a_secret() -> None:
-    result = CliRunner(env={"TIKTOK_ACCESS_TOKEN": "sekret-token-xyz"}).invoke(main, ["inspect", "--help"])
+    result = CliRunner(env={"TIKTOK_ACCESS_TOKEN": "sekret-token-xyz"}).invoke(
+        main, ["inspect", "--help"]
+    )
     assert result.exit_code == 0
     assert "sekret-token-xyz" not in result.output

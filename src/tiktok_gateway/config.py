@@ -73,6 +73,21 @@ class GatewaySettings(_ExplicitSources):
         description="Measurement id -> api_secret required on /mp/collect (env: G-1=s1,G-2=s2).",
     )
     shutdown_seconds: float = Field(default=10.0, ge=0, description="Deadline to drain on stop.")
+    max_in_flight: int = Field(default=4, ge=1, description="Requests to TikTok at once.")
+    request_timeout_seconds: float = Field(default=10.0, gt=0, description="Per TikTok request.")
+    lease_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="How long a worker holds events; after a crash they return after this.",
+    )
+    retry_base_seconds: float = Field(default=1.0, gt=0, description="First retry delay (cap).")
+    retry_max_seconds: float = Field(default=300.0, gt=0, description="Longest retry delay.")
+    event_expiry_seconds: float = Field(
+        default=7 * 24 * 3600.0, gt=0, description="Failing events older than this: dead letters."
+    )
+    probe_interval_seconds: float = Field(
+        default=60.0, gt=0, description="Between probes of a paused tag (bad token, permission)."
+    )
 
     @field_validator("mp_api_secrets", mode="before")
     @classmethod

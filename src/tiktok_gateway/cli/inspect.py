@@ -1,7 +1,4 @@
-"""The ``tiktok-gateway`` command line (SPEC 10.3).
-
-Exit codes: 0 success, 2 bad usage or bad input (with a one-line reason on stderr).
-"""
+"""``tiktok-gateway inspect``: the TikTok request bodies for one hit, without sending."""
 
 from __future__ import annotations
 
@@ -11,24 +8,9 @@ from pathlib import Path
 
 import click
 
-from tiktok_gateway import __version__
-from tiktok_gateway.config import Config, load_config
-from tiktok_gateway.errors import ConfigError
+from tiktok_gateway.cli.common import CONFIG_OPTION, config_or_fail, fail
+from tiktok_gateway.config import Config
 from tiktok_gateway.inspection import InspectInput, InspectReport, run_inspect
-
-
-def _fail(message: str) -> None:
-    """Print a one-line reason and exit with code 2 (click's convention for usage errors)."""
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
-
-
-def _config(path: Path | None) -> Config:
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        _fail(f"configuration: {exc}")
-        raise AssertionError("unreachable") from exc
 
 
 def _read(path: Path) -> bytes:
@@ -37,17 +19,10 @@ def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
-        _fail(f"cannot read {path}: {exc.strerror}")
-        raise AssertionError("unreachable") from exc
+        fail(f"cannot read {path}: {exc.strerror}")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="tiktok-gateway")
-def main() -> None:
-    """Server-side gateway: GA4 hits in, TikTok Events API 2.0 events out."""
-
-
-@main.command("inspect")
+@click.command("inspect")
 @click.argument("hit", required=False)
 @click.option(
     "--body",
@@ -73,9 +48,7 @@ def main() -> None:
 )
 @click.option("--user-agent", help="The request's User-Agent header.")
 @click.option("--ip", help="The client address (the gateway takes it from the connection).")
-@click.option(
-    "--config", "config_path", type=click.Path(path_type=Path), help="TOML configuration file."
-)
+@CONFIG_OPTION
 @click.option("--explain", is_flag=True, help="Also show, on stderr, where each field came from.")
 def inspect_command(
     hit: str | None,
@@ -95,18 +68,18 @@ def inspect_command(
     (measurement_id=...). Events dropped by a tag's policy are listed on stderr with the reason.
     """
     if mp_file and events_file:
-        _fail("give either --mp or --events, not both")
+        fail("give either --mp or --events, not both")
     if not (hit or body_file or mp_file or events_file):
-        _fail("give a GA4 HIT (URL or query string, - for stdin), --mp FILE or --events FILE")
+        fail("give a GA4 HIT (URL or query string, - for stdin), --mp FILE or --events FILE")
     if hit == "-":
         hit = sys.stdin.read().strip()
     cookie_map: dict[str, str] = {}
     for pair in cookies:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
-            _fail(f"--cookie takes NAME=VALUE, got {pair!r}")
+            fail(f"--cookie takes NAME=VALUE, got {pair!r}")
         cookie_map[name.strip()] = value.strip()
-    config = _config(config_path)
+    config = config_or_fail(config_path)
     request = InspectInput(
         hit=hit or "",
         body=_read(body_file) if body_file else b"",
@@ -129,8 +102,8 @@ def _print_report(report: InspectReport, config: Config, explain: bool) -> None:
         for line in report.explanations:
             click.echo(line, err=True)
     if report.fatal:
-        _fail(report.fatal)
+        fail(report.fatal)
     bodies = report.bodies
     click.echo(json.dumps(bodies[0] if len(bodies) == 1 else bodies, indent=2, ensure_ascii=False))
     if report.errors:
-        _fail("; ".join(report.errors))
+        fail("; ".join(report.errors))

@@ -1,0 +1,45 @@
+"""``/healthz`` (the process answers) and ``/readyz`` (it can take and deliver hits)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from tiktok_gateway.runtime import Runtime
+
+
+async def healthz(request: Request) -> JSONResponse:
+    """200 while the process serves requests."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """200 when the queue answers and no tag is paused; else 503 with the reasons.
+
+    A paused tag (TikTok refused its token or pixel permission) is a configuration problem the
+    operator must fix; its events stay queued meanwhile.
+    """
+    runtime: Runtime = request.app.state.runtime
+    problems: list[str] = []
+    body: dict[str, Any] = {}
+    if not runtime.accepting:
+        problems.append("shutting down")
+    try:
+        stats = await asyncio.wait_for(runtime.queue.stats(), timeout=2.0)
+        body["queue"] = {
+            "depth": stats.depth,
+            "leased": stats.leased,
+            "oldest_age_seconds": round(stats.oldest_age, 3),
+            "dead_letters": stats.dead,
+        }
+    except Exception as exc:  # any storage failure means "not ready", never a 500
+        problems.append(f"queue unavailable: {type(exc).__name__}")
+    if runtime.worker is not None:
+        for tag, state in runtime.worker.paused.items():
+            problems.append(f"tag {tag} paused: TikTok code {state.code}: {state.message}")
+    body["status"] = "unready" if problems else "ready"
+    body["problems"] = problems
+    return JSONResponse(body, status_code=503 if problems else 200)

@@ -1,0 +1,133 @@
+"""``tiktok-gateway serve`` (the gateway) and ``tiktok-gateway sandbox`` (TikTok's emulator)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import quote
+
+import click
+import uvicorn
+
+from tiktok_gateway.app import SANDBOX_MOUNT, create_app
+from tiktok_gateway.cli.common import CONFIG_OPTION, config_or_fail, fail
+from tiktok_gateway.config import Config
+from tiktok_gateway.sandbox.app import create_sandbox_app
+from tiktok_gateway.sandbox.faults import FaultSettings
+from tiktok_gateway.sandbox.server import run_sandbox
+
+# A GA4 purchase hit as gtag.js sends it, for the first try after `make run`.
+SAMPLE_HIT = (
+    "v=2&tid=G-DEMO12345&cid=555.1700000000&_p=1700000000001&_s=1&en=purchase&cu=EUR"
+    "&ep.transaction_id=T-1001&epn.value=59.90&pr1=idSKU-1~nmT-Shirt~pr19.95~qt2"
+    "&pr2=idSKU-2~nmCap~pr20~qt1&dl="
+    + quote("https://shop.example.com/thanks?ttclid=E.C.P.demo", "")
+    + "&ep.user_data.email_address="
+    + quote("alice@example.com", "")
+)
+
+
+def _describe(config: Config, host: str, port: int) -> str:
+    base = f"http://{host}:{port}"
+    lines = [f"tiktok-gateway on {base} (queue: {config.gateway.resolved_queue_url})"]
+    for tag in config.tags:
+        target = "built-in sandbox" if tag.access_token is None else tag.api_url
+        lines.append(f"  tag {tag.name}: pixel {tag.pixel_code} -> {target}")
+    lines.append("Send a sample GA4 purchase hit:")
+    lines.append(f"  curl -i '{base}/g/collect?{SAMPLE_HIT}'")
+    if any(tag.access_token is None for tag in config.tags):
+        lines.append("See what the sandbox accepted:")
+        lines.append(f"  curl -s {base}{SANDBOX_MOUNT}/events")
+    return "\n".join(lines)
+
+
+@click.command("serve")
+@click.option("--host", help="Address to listen on [GATEWAY_HOST, default 127.0.0.1].")
+@click.option("--port", type=int, help="Port to listen on [GATEWAY_PORT, default 8080].")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    help="Folder of the SQLite queue [GATEWAY_DATA_DIR, default ./data].",
+)
+@CONFIG_OPTION
+def serve_command(
+    host: str | None, port: int | None, data_dir: Path | None, config_path: Path | None
+) -> None:
+    """Run the gateway: accept hits, queue them durably, deliver them to TikTok.
+
+    Without TIKTOK_ACCESS_TOKEN the events go to the built-in TikTok sandbox (listed at
+    /sandbox/events), so everything works offline.
+    """
+    overrides = {
+        name: str(value)
+        for name, value in (
+            ("GATEWAY_HOST", host),
+            ("GATEWAY_PORT", port),
+            ("GATEWAY_DATA_DIR", data_dir),
+        )
+        if value is not None
+    }
+    config = config_or_fail(config_path, overrides)
+    gateway = config.gateway
+    click.echo(_describe(config, gateway.host, gateway.port), err=True)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(config),
+            host=gateway.host,
+            port=gateway.port,
+            loop="uvloop",
+            http="httptools",
+            lifespan="on",
+            access_log=False,
+            log_level="warning",
+            ws="none",
+            timeout_graceful_shutdown=int(gateway.shutdown_seconds) + 1,
+        )
+    )
+    server.run()
+
+
+@click.command("sandbox")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=9090, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--access-token-env",
+    metavar="VAR",
+    help="Require the token held by this environment variable (40105 otherwise).",
+)
+@click.option("--fail-rate", default=0.0, show_default=True, help="Share of 5xx / 50000 answers.")
+@click.option("--throttle-rate", default=0.0, show_default=True, help="Share of 40100 answers.")
+@click.option("--latency-ms", default=0.0, show_default=True, help="Added to every answer.")
+@click.option("--outage-seconds", default=0.0, show_default=True, help="Answer 503 at first.")
+@click.option("--seed", type=int, help="Seed for reproducible faults.")
+def sandbox_command(
+    host: str,
+    port: int,
+    access_token_env: str | None,
+    fail_rate: float,
+    throttle_rate: float,
+    latency_ms: float,
+    outage_seconds: float,
+    seed: int | None,
+) -> None:
+    """Run the local TikTok Events API emulator (POST /open_api/v1.3/event/track/).
+
+    GET /sandbox/events lists what it accepted; POST/DELETE /sandbox/outage starts and ends an
+    outage. The token is read from an environment variable so it never shows in `ps`.
+    """
+    token = os.environ.get(access_token_env, "") if access_token_env else ""
+    if access_token_env and not token:
+        fail(f"--access-token-env: environment variable {access_token_env} is not set")
+    try:
+        faults = FaultSettings(
+            fail_rate=fail_rate,
+            throttle_rate=throttle_rate,
+            latency_ms=latency_ms,
+            outage_seconds=outage_seconds,
+        )
+    except ValueError as exc:
+        fail(str(exc))
+    click.echo(f"TikTok sandbox on http://{host}:{port} (events: /sandbox/events)", err=True)
+    run_sandbox(
+        host, port, create_sandbox_app(access_token=token or None, faults=faults, seed=seed)
+    )

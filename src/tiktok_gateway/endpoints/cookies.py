@@ -1,0 +1,46 @@
+"""The first-party ``ttclid`` cookie set on ``/g/collect`` answers (SPEC 10.2)."""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+
+from publicsuffixlist import PublicSuffixList
+from starlette.responses import Response
+
+TTCLID_MAX_AGE = 30 * 24 * 3600
+
+_PSL = PublicSuffixList()
+
+
+@lru_cache(maxsize=1024)
+def registrable_domain(host: str) -> str | None:
+    """``shop.example.co.uk`` -> ``example.co.uk``; ``None`` for IPs, ``localhost`` and suffixes."""
+    host = host.strip().lower().rstrip(".")
+    if not host:
+        return None
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return None
+    except ValueError:
+        pass
+    domain: str | None = _PSL.privatesuffix(host)
+    return domain
+
+
+def set_ttclid_cookie(response: Response, value: str, *, host: str, cookie_domain: str) -> None:
+    """Set ``ttclid`` for 30 days on the configured domain, else the host's registrable domain.
+
+    Without either (an IP address, ``localhost``) the cookie is host-only.
+    """
+    domain = cookie_domain or registrable_domain(host.partition(":")[0]) or None
+    response.set_cookie(
+        "ttclid",
+        value,
+        max_age=TTCLID_MAX_AGE,
+        path="/",
+        domain=domain,
+        secure=True,
+        httponly=True,
+        samesite="lax",
+    )

@@ -1,0 +1,64 @@
+"""Accepting events: route each through the tags that fire, queue what they map to (SPEC 1, 8).
+
+This is the hot path of every request. It returns only after the queue committed the events, so
+an HTTP 2xx built on its result means the events survive a crash.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from tiktok_gateway.delivery.envelope import Envelope
+from tiktok_gateway.event_data import EventData
+from tiktok_gateway.queue.base import NewItem, Queue
+from tiktok_gateway.tags.router import route
+from tiktok_gateway.tags.tiktok.mapping import DroppedEvent
+from tiktok_gateway.tags.tiktok.settings import TikTokTagSettings
+
+
+@dataclass(slots=True)
+class IngestResult:
+    """What became of a request's events: ``queued`` TikTok events (one per event and tag),
+    ``dropped`` counts by reason, ``unrouted`` events no trigger fired on, and the ttclid the
+    answer should set as a cookie (only when no tag's consent policy blocked that event)."""
+
+    queued: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    unrouted: int = 0
+    ttclid_cookie: str | None = None
+
+
+class Ingest:
+    """Maps events for the configured tags and commits the results to the queue."""
+
+    def __init__(self, tags: Sequence[TikTokTagSettings], queue: Queue) -> None:
+        self._tags = tuple(tags)
+        self._queue = queue
+
+    async def accept(self, events: Sequence[EventData]) -> IngestResult:
+        """Route, map and queue ``events``; returns after the queue's commit."""
+        result = IngestResult()
+        items: list[NewItem] = []
+        for data in events:
+            outcomes = route(data, self._tags)
+            if not outcomes:
+                result.unrouted += 1
+                continue
+            blocked = False
+            cookie: str | None = None
+            for outcome in outcomes:
+                if isinstance(outcome, DroppedEvent):
+                    result.dropped[outcome.reason] += 1
+                    blocked = blocked or outcome.reason == "consent"
+                    continue
+                envelope = Envelope.of(outcome)
+                items.append(NewItem(envelope.group, envelope.to_bytes()))
+                cookie = cookie or outcome.ttclid_cookie
+            if cookie and not blocked:
+                result.ttclid_cookie = cookie
+        if items:
+            await self._queue.put(items)
+        result.queued = len(items)
+        return result

@@ -1,0 +1,51 @@
+"""Running the gateway app in tests: its lifespan, an in-process HTTP client, a memory queue."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+from starlette.applications import Starlette
+
+from tiktok_gateway.app import create_app
+from tiktok_gateway.config import Config, load_config
+from tiktok_gateway.queue.base import Clock, Queue, wall_clock
+from tiktok_gateway.queue.memory import MemoryQueue
+from tiktok_gateway.runtime import Runtime
+
+
+@dataclass
+class Running:
+    app: Starlette
+    client: httpx.AsyncClient
+    queue: Queue
+
+    @property
+    def runtime(self) -> Runtime:
+        runtime: Runtime = self.app.state.runtime
+        return runtime
+
+
+def config_of(environ: Mapping[str, str] | None = None) -> Config:
+    return load_config(None, {"TIKTOK_PIXEL_CODE": "CTEST", **(environ or {})})
+
+
+@asynccontextmanager
+async def running(
+    config: Config | None = None,
+    *,
+    queue: Queue | None = None,
+    clock: Clock = wall_clock,
+    peer: str = "203.0.113.9",
+) -> AsyncIterator[Running]:
+    """The app with its lifespan entered (delivery worker not running: tests drain it)."""
+    queue = queue or MemoryQueue(clock=clock)
+    app = create_app(config or config_of(), queue=queue, clock=clock, run_worker=False)
+    transport = httpx.ASGITransport(app=app, client=(peer, 40000))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="https://shop.example.com") as client,
+    ):
+        yield Running(app, client, queue)
