@@ -16,11 +16,11 @@ order of events within a group is kept.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tiktok_gateway import wire_json
 from tiktok_gateway.delivery.envelope import Envelope
 from tiktok_gateway.queue.base import Clock, LeasedItem, wall_clock
 from tiktok_gateway.tags.tiktok.payload import MAX_BATCH_EVENTS, request_body
@@ -30,7 +30,7 @@ MAX_BYTES = 900_000
 
 def encode(value: Any) -> bytes:
     """Compact JSON, the bytes that go on the wire (and that the byte budget counts)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return wire_json.dumps(value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,10 +7,10 @@ before an envelope is built (SPEC 6).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from tiktok_gateway import wire_json
 from tiktok_gateway.tags.tiktok.mapping import MappedEvent
 
 _SEP = "\x1f"
@@ -48,7 +48,7 @@ class Envelope:
         record = {"tag": self.tag, "pixel": self.pixel_code, "event": self.event}
         if self.test_event_code:
             record["test_event_code"] = self.test_event_code
-        return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
+        return wire_json.dumps(record)
 
     @classmethod
     def from_bytes(cls, payload: bytes) -> Envelope:
@@ -56,5 +56,5 @@ class Envelope:
 
         Raises ``ValueError``, ``KeyError`` or ``TypeError`` for a payload not made by ``to_bytes``.
         """
-        record = json.loads(payload)
+        record = wire_json.loads(payload)
         return cls(record["tag"], record["pixel"], record.get("test_event_code"), record["event"])

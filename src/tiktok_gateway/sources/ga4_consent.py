@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Final, Literal
 
 from tiktok_gateway.event_data import CONSENT_KEY
@@ -95,6 +96,15 @@ def _explicit(data: Mapping[str, Any], signal: str) -> ConsentState:
     return None
 
 
+@lru_cache(maxsize=1024)
+def _signals(gcs: str | None, gcd: str | None) -> tuple[ConsentState, ConsentState]:
+    gcd_states = decode_gcd(gcd) if gcd is not None else None
+    ad_storage = decode_gcs(gcs)["ad_storage"] if gcs is not None else None
+    if ad_storage is None and gcd_states is not None:
+        ad_storage = gcd_states["ad_storage"]
+    return ad_storage, gcd_states["ad_user_data"] if gcd_states is not None else None
+
+
 def consent_of(data: Mapping[str, Any]) -> Consent:
     """The consent of one event's data; each signal falls through its sources while not set.
 
@@ -104,13 +114,11 @@ def consent_of(data: Mapping[str, Any]) -> Consent:
     """
     gcs = data.get(GCS_KEY)
     gcd = data.get(GCD_KEY)
-    gcd_states = decode_gcd(gcd) if isinstance(gcd, str) else None
-    ad_storage = decode_gcs(gcs)["ad_storage"] if isinstance(gcs, str) else None
-    if ad_storage is None and gcd_states is not None:
-        ad_storage = gcd_states["ad_storage"]
+    ad_storage, ad_user_data = _signals(
+        gcs if isinstance(gcs, str) else None, gcd if isinstance(gcd, str) else None
+    )
     if ad_storage is None:
         ad_storage = _explicit(data, "ad_storage")
-    ad_user_data = gcd_states["ad_user_data"] if gcd_states is not None else None
     if ad_user_data is None:
         ad_user_data = _explicit(data, "ad_user_data")
     return Consent(ad_storage=ad_storage, ad_user_data=ad_user_data)

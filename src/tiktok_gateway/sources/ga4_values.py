@@ -8,6 +8,7 @@ from __future__ import annotations
 import codecs
 import math
 import re
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote
 
@@ -98,10 +99,15 @@ def decode_brands(text: str) -> list[dict[str, Any]]:
     time (``Not%2FA)Brand;99.0.0.0``), so brands are percent-decoded again. Empty entries are
     skipped; an entry without ``;`` has an empty version.
     """
-    brands: list[dict[str, Any]] = []
+    return [{"brand": brand, "version": version} for brand, version in _brand_pairs(text)]
+
+
+@lru_cache(maxsize=256)
+def _brand_pairs(text: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
     for entry in text.split("|"):
         if not entry:
             continue
         brand, _, version = entry.partition(";")
-        brands.append({"brand": unquote(brand, errors="replace"), "version": version})
-    return brands
+        pairs.append((unquote(brand, errors="replace"), version))
+    return tuple(pairs)

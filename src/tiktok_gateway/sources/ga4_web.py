@@ -62,8 +62,9 @@ from tiktok_gateway.sources.ga4_params import (
     USER_TEXT,
     rule_of,
 )
+from tiktok_gateway.sources.ga4_params import _memo as _RULES
 from tiktok_gateway.sources.ga4_user_data import decode_em
-from tiktok_gateway.sources.ga4_values import decode_brands, split_query, to_flag, to_number
+from tiktok_gateway.sources.ga4_values import decode_brands, decode_component, to_flag, to_number
 
 SOURCE: Final = "ga4"
 USER_DATA_KEY: Final = "user_data"
@@ -104,11 +105,21 @@ def _child(data: EventData, key: str) -> dict[str, Any]:
     return node
 
 
-def _apply(draft: _Draft, pairs: list[tuple[str, str]]) -> None:
+def _apply(draft: _Draft, text: str) -> None:
     """Write decoded parameters into the draft, later ones overriding earlier ones."""
     data = draft.data
-    for name, value in pairs:
-        kind, key = rule_of(name)
+    memo = _RULES.get
+    for field in text.split("&"):
+        if "%" in field or "+" in field:
+            name, _, value = field.partition("=")
+            name = decode_component(name)
+            value = decode_component(value)
+        elif field:
+            name, _, value = field.partition("=")
+        else:
+            continue
+        rule = memo(name)
+        kind, key = rule if rule is not None else rule_of(name)
         if kind == TEXT:
             data[key] = value
         elif kind == NUMBER:
@@ -223,7 +234,7 @@ def parse_hit(query: str, body: bytes | str, ctx: RequestContext) -> ParsedInput
     but ``ParseError`` subclasses, whatever the input.
     """
     base = _Draft({}, {})
-    _apply(base, split_query(_text(query)))
+    _apply(base, _text(query))
     version = base.data.get(PROTOCOL_VERSION_KEY)
     if version != "2":
         raise HitError("unsupported_protocol_version", f"v={_shown(version)}, expected '2'")
@@ -234,13 +245,13 @@ def parse_hit(query: str, body: bytes | str, ctx: RequestContext) -> ParsedInput
     result = ParsedInput()
     if len(lines) <= 1:
         if lines:
-            _apply(base, split_query(lines[0]))
+            _apply(base, lines[0])
         _finish(base, 0, bool(lines), ctx, result)
         return result
     containers = [key for key, value in base.data.items() if isinstance(value, dict | list)]
     for index, line in enumerate(lines[:MAX_EVENTS_PER_HIT]):
         draft = base.copy(containers)
-        _apply(draft, split_query(line))
+        _apply(draft, line)
         _finish(draft, index, True, ctx, result)
     if len(lines) > MAX_EVENTS_PER_HIT:
         detail = f"{len(lines) - MAX_EVENTS_PER_HIT} lines past the limit of {MAX_EVENTS_PER_HIT}"

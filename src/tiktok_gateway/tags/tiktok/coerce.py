@@ -16,6 +16,8 @@ _CENT = Decimal("0.01")
 _LIMIT = Decimal("1e18")
 # Unix times above this many seconds (year 5138) can only be milliseconds.
 _MAX_SECONDS = 100_000_000_000
+# Below 2**53 every integer is an exact float, so int()/float() give what the Decimal route gives.
+_EXACT = 2**53
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 
@@ -51,6 +53,10 @@ def json_number(number: Decimal) -> int | float:
 
 def to_number(value: object) -> int | float | None:
     """A JSON number from a number or numeric string."""
+    if type(value) is int and -_EXACT < value < _EXACT:
+        return value
+    if type(value) is float and -_EXACT < value < _EXACT:
+        return int(value) if value.is_integer() else value
     number = to_decimal(value)
     return None if number is None else json_number(number)
 
@@ -68,6 +74,8 @@ def round_money(number: Decimal) -> int | float:
 
 def to_int(value: object) -> int | None:
     """An integer from an integral number or numeric string; other numbers round half-up."""
+    if type(value) is int and -_EXACT < value < _EXACT:
+        return value
     number = to_decimal(value)
     return None if number is None else int(number.quantize(Decimal(1), ROUND_HALF_UP))
 
@@ -114,6 +122,8 @@ def to_unix_seconds(value: object) -> int | None:
 
     An ISO time without a zone is read as UTC.
     """
+    if type(value) is float and 0 <= value <= _MAX_SECONDS:
+        return int(value)
     number = to_decimal(value)
     if number is not None:
         if number < 0:

@@ -80,11 +80,19 @@ def lookup(data: Mapping[str, Any], table: Sources) -> tuple[str, Any] | None:
     """
     for key, path in table:
         value: Any = data.get(path[0])
-        for part in path[1:]:
-            if not isinstance(value, Mapping):
-                value = None
-                break
-            value = value.get(part)
-        if not is_empty(value):
+        if value is not None and len(path) > 1:
+            for part in path[1:]:
+                if type(value) is not dict and not isinstance(value, Mapping):
+                    value = None
+                    break
+                value = value.get(part)
+                if value is None:
+                    break
+        if value is None:
+            continue
+        if type(value) is str:
+            if value and not value.isspace():
+                return key, value
+        elif not is_empty(value):
             return key, value
     return None

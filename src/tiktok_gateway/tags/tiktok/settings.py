@@ -59,7 +59,10 @@ class TikTokTagSettings(BaseModel):
     @property
     def resolved_event_map(self) -> dict[str, str]:
         """Defaults, purchase and lead choices and overrides, merged once at load."""
-        return self._resolved_map
+        private = self.__pydantic_private__
+        assert private is not None
+        resolved: dict[str, str] = private["_resolved_map"]
+        return resolved
 
     @field_validator("pixel_code")
     @classmethod

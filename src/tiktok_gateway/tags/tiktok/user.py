@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from tiktok_gateway.tags.tiktok import fields
 from tiktok_gateway.tags.tiktok.coerce import to_text
@@ -59,8 +60,21 @@ def ttclid_in_url(url: str | None) -> str | None:
         query = urlsplit(url).query
     except ValueError:
         return None
-    values = parse_qs(query).get("ttclid")
-    return values[0].strip() or None if values else None
+    # What parse_qs(query).get("ttclid")[0] gives, without decoding every other parameter.
+    for field in query.split("&"):
+        name, eq, value = field.partition("=")
+        if not eq or not value:
+            continue
+        if "%" in name or "+" in name:
+            name = unquote(name.replace("+", " "), errors="replace")
+        if name == "ttclid":
+            return unquote(value.replace("+", " "), errors="replace").strip() or None
+    return None
+
+
+@lru_cache(maxsize=4096)
+def _ip_text(text: str) -> str:
+    return str(ipaddress.ip_address(text))
 
 
 def _same_host(url: str, other: str) -> bool:
@@ -153,7 +167,7 @@ def build_user(
     found = fields.lookup(data, fields.IP)
     if found is not None:
         try:
-            user["ip"] = str(ipaddress.ip_address(str(found[1]).strip()))
+            user["ip"] = _ip_text(str(found[1]).strip())
             _note(explain, "user.ip", found[0])
         except ValueError:
             warnings.append("invalid_ip")
@@ -174,7 +188,13 @@ def build_user(
     elif url_ttclid:
         user["ttclid"] = url_ttclid
         _note(explain, "user.ttclid", "page.url?ttclid")
-    elif referrer and page_url and _same_host(page_url, referrer) and ttclid_in_url(referrer):
+    elif (
+        referrer
+        and page_url
+        and "ttclid" in referrer  # before the two urlsplit calls of _same_host
+        and _same_host(page_url, referrer)
+        and ttclid_in_url(referrer)
+    ):
         user["ttclid"] = ttclid_in_url(referrer)
         _note(explain, "user.ttclid", "page.referrer?ttclid")
     elif (found := fields.lookup(data, fields.COOKIE_TTCLID)) and (ttclid := to_text(found[1])):
