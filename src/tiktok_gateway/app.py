@@ -9,16 +9,30 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from tiktok_gateway.admin.health import healthz, readyz
 from tiktok_gateway.config import Config
+from tiktok_gateway.endpoints.body import error_response
 from tiktok_gateway.endpoints.collect import events_collect, ga4_collect, mp_collect
 from tiktok_gateway.queue.base import Clock, Queue, wall_clock
 from tiktok_gateway.runtime import needs_sandbox, start_runtime, stop_runtime
 from tiktok_gateway.sandbox.app import create_sandbox_app
 
 SANDBOX_MOUNT = "/sandbox"
+
+_HTTP_ERRORS = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Routing errors (unknown path, wrong method) as JSON reasons, like every other 4xx."""
+    assert isinstance(exc, HTTPException)
+    response = error_response(exc.status_code, _HTTP_ERRORS.get(exc.status_code, "http_error"))
+    response.headers.update(exc.headers or {})
+    return response
 
 
 def create_app(
@@ -53,4 +67,6 @@ def create_app(
         finally:
             await stop_runtime(runtime)
 
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error}
+    )

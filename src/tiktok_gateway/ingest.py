@@ -13,21 +13,26 @@ from dataclasses import dataclass, field
 from tiktok_gateway.delivery.envelope import Envelope
 from tiktok_gateway.event_data import EventData
 from tiktok_gateway.queue.base import NewItem, Queue
-from tiktok_gateway.tags.router import route
+from tiktok_gateway.tags.router import Outcome, route
 from tiktok_gateway.tags.tiktok.mapping import DroppedEvent
 from tiktok_gateway.tags.tiktok.settings import TikTokTagSettings
 
 
 @dataclass(slots=True)
 class IngestResult:
-    """What became of a request's events: ``queued`` TikTok events (one per event and tag),
-    ``dropped`` counts by reason, ``unrouted`` events no trigger fired on, and the ttclid the
-    answer should set as a cookie (only when no tag's consent policy blocked that event)."""
+    """What became of a request's events.
+
+    ``queued``: TikTok events committed (one per event and tag that mapped it); ``dropped``:
+    counts by reason; ``unrouted``: events no trigger fired on; ``ttclid_cookie``: the click id
+    the answer sets as a cookie (only when no tag's consent policy blocked that event);
+    ``outcomes``: per event, what each tag that fired made of it.
+    """
 
     queued: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
     unrouted: int = 0
     ttclid_cookie: str | None = None
+    outcomes: list[list[Outcome]] = field(default_factory=list)
 
 
 class Ingest:
@@ -43,6 +48,7 @@ class Ingest:
         items: list[NewItem] = []
         for data in events:
             outcomes = route(data, self._tags)
+            result.outcomes.append(outcomes)
             if not outcomes:
                 result.unrouted += 1
                 continue

@@ -22,6 +22,7 @@ from tiktok_gateway.config import Config
 from tiktok_gateway.delivery.backoff import BackoffPolicy
 from tiktok_gateway.delivery.worker import DeliveryWorker
 from tiktok_gateway.ingest import Ingest
+from tiktok_gateway.observe import Observers
 from tiktok_gateway.queue.base import Clock, Queue, wall_clock
 from tiktok_gateway.queue.factory import open_queue
 from tiktok_gateway.sandbox.app import create_sandbox_app
@@ -46,8 +47,8 @@ class Runtime:
     sandbox: Starlette | None = None
     worker: DeliveryWorker | None = None
     worker_task: asyncio.Task[None] | None = None
+    observers: Observers = field(default_factory=Observers)
     accepting: bool = True
-    problems: list[str] = field(default_factory=list)
 
 
 def delivery_targets(tags: tuple[TikTokTagSettings, ...]) -> dict[str, TikTokTagSettings]:
@@ -102,6 +103,7 @@ async def start_runtime(
         targets,
         client,
         clock=clock,
+        on_result=runtime.observers.on_delivery,
         max_wait=gateway.batch_max_wait_ms / 1000,
         max_in_flight=gateway.max_in_flight,
         request_timeout=gateway.request_timeout_seconds,

@@ -26,6 +26,7 @@ def test_get_hit_is_committed_before_204() -> None:
         async with running() as gw:
             answer = await gw.client.get(f"/g/collect?{HIT}", headers={"user-agent": "UA/1"})
             assert answer.status_code == 204
+            assert len(answer.headers["x-request-id"]) == 16
             (envelope,) = await queued_events(gw.queue)
             assert envelope.event["event"] == "Pageview"
             assert envelope.event["user"] == {"ip": "203.0.113.9", "user_agent": "UA/1"}
@@ -72,9 +73,12 @@ def test_malformed_hits_get_400_with_a_reason() -> None:
 def test_wrong_methods_and_unknown_paths() -> None:
     async def scenario() -> None:
         async with running() as gw:
-            assert (await gw.client.put(f"/g/collect?{HIT}")).status_code == 405
+            wrong = await gw.client.put(f"/g/collect?{HIT}")
+            assert (wrong.status_code, wrong.json()["error"]) == (405, "method_not_allowed")
+            assert "GET" in wrong.headers["allow"]
             assert (await gw.client.get("/events")).status_code == 405
-            assert (await gw.client.get("/nope")).status_code == 404
+            missing = await gw.client.get("/nope")
+            assert (missing.status_code, missing.json()["error"]) == (404, "not_found")
 
     run(scenario())
 

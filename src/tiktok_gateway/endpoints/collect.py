@@ -3,13 +3,17 @@
 
 Every answer to client input is 2xx or 4xx: parse errors are 400 with a JSON reason (the valid
 events of the same request are still accepted), oversized bodies 413, wrong secrets 401/403. A
-2xx is sent only after the accepted events are committed to the queue.
+2xx is sent only after the accepted events are committed to the queue. Each request gets an id
+(``X-Request-ID`` in the answer) and one ``HitRecord`` for the observers (metrics, logs, /debug).
 """
 
 from __future__ import annotations
 
 import hmac
+import secrets
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -21,22 +25,59 @@ from tiktok_gateway.endpoints.cors import apply_cors
 from tiktok_gateway.errors import AuthError, InputError
 from tiktok_gateway.event_data import ParsedInput, RequestContext
 from tiktok_gateway.ingest import IngestResult
+from tiktok_gateway.observe import HitRecord
 from tiktok_gateway.runtime import Runtime
 from tiktok_gateway.sources.events_api import parse_events
 from tiktok_gateway.sources.ga4_web import parse_hit
 from tiktok_gateway.sources.measurement_protocol import parse_mp
 from tiktok_gateway.sources.request_context import build_context, header_map
 
-
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
+Parser = Callable[[Request, bytes, RequestContext, Runtime], ParsedInput]
 
 
-def _context(request: Request, runtime: Runtime) -> RequestContext:
+@dataclass(slots=True)
+class _Exchange:
+    """One ingest request in progress: what it read, parsed and answered."""
+
+    request: Request
+    runtime: Runtime
+    source: str
+    request_id: str
+    started: float
+    received_at: float
+    body: bytes = b""
+    parsed: ParsedInput | None = None
+    result: IngestResult | None = None
+
+    def finish(self, response: Response, outcome: str, error: str = "") -> Response:
+        """Tag the answer with the request id and tell the observers."""
+        response.headers["X-Request-ID"] = self.request_id
+        parsed, result = self.parsed, self.result
+        self.runtime.observers.on_hit(
+            HitRecord(
+                request_id=self.request_id,
+                source=self.source,
+                received_at=self.received_at,
+                status=response.status_code,
+                outcome=outcome,
+                query=self.request.url.query,
+                body=self.body,
+                events=parsed.events if parsed else (),
+                outcomes=result.outcomes if result else (),
+                errors=parsed.errors if parsed else (),
+                error=error,
+                duration_seconds=time.perf_counter() - self.started,
+                queued=result.queued if result else 0,
+                dropped=dict(result.dropped) if result else {},
+            )
+        )
+        return response
+
+
+def _context(request: Request, runtime: Runtime, received_at: float) -> RequestContext:
     headers = header_map(request.headers.items())
     return build_context(
-        received_at=time.time(),
+        received_at=received_at,
         user_agent=headers.get("user-agent"),
         peer=request.client.host if request.client else None,
         headers=headers,
@@ -56,101 +97,100 @@ def _summary(result: IngestResult) -> dict[str, Any]:
     return {"queued": result.queued, "dropped": dict(result.dropped), "unrouted": result.unrouted}
 
 
+async def _ingest(request: Request, source: str, parse: Parser) -> tuple[_Exchange, Response]:
+    """Read, parse, queue and answer; the caller adds endpoint-specific headers."""
+    runtime: Runtime = request.app.state.runtime
+    exchange = _Exchange(
+        request=request,
+        runtime=runtime,
+        source=source,
+        request_id=secrets.token_hex(8),
+        started=time.perf_counter(),
+        received_at=time.time(),
+    )
+    limit = runtime.config.gateway.max_body_bytes
+    if not runtime.accepting:
+        answer = error_response(503, "shutting_down", "the gateway is stopping; retry")
+        return exchange, exchange.finish(answer, "unavailable", "shutting_down")
+    try:
+        if request.method == "POST":
+            exchange.body = await read_body(request, limit)
+        context = _context(request, runtime, exchange.received_at)
+        exchange.parsed = parse(request, exchange.body, context, runtime)
+    except BodyTooLarge:
+        answer = error_response(413, "body_too_large", f"limit is {limit} bytes")
+        return exchange, exchange.finish(answer, "too_large", "body_too_large")
+    except AuthError as exc:
+        answer = error_response(exc.status, exc.reason, exc.detail)
+        return exchange, exchange.finish(answer, "unauthorized", exc.reason)
+    except InputError as exc:
+        answer = error_response(400, exc.reason, exc.detail)
+        return exchange, exchange.finish(answer, "invalid", exc.reason)
+    result = exchange.result = await runtime.ingest.accept(exchange.parsed.events)
+    if exchange.parsed.errors:
+        answer = error_response(
+            400, "invalid_events", _line_errors(exchange.parsed), **_summary(result)
+        )
+        return exchange, exchange.finish(answer, "partial")
+    ok: Response = (
+        Response(status_code=204)
+        if source == "ga4"
+        else JSONResponse({"status": "accepted", **_summary(result)})
+    )
+    return exchange, exchange.finish(ok, "accepted")
+
+
+def _parse_ga4(request: Request, body: bytes, ctx: RequestContext, _: Runtime) -> ParsedInput:
+    return parse_hit(request.url.query, body, ctx)
+
+
+def _parse_mp(request: Request, body: bytes, ctx: RequestContext, rt: Runtime) -> ParsedInput:
+    return parse_mp(
+        body,
+        ctx,
+        measurement_id=request.query_params.get("measurement_id"),
+        api_secret=request.query_params.get("api_secret"),
+        secrets=rt.mp_secrets,
+    )
+
+
+def _parse_events(request: Request, body: bytes, ctx: RequestContext, rt: Runtime) -> ParsedInput:
+    token = rt.config.gateway.ingest_token
+    if token is not None and not bearer_matches(request, token.get_secret_value()):
+        raise AuthError("unauthorized", "send Authorization: Bearer <ingest token>", status=401)
+    return parse_events(body, ctx)
+
+
 async def ga4_collect(request: Request) -> Response:
     """``GET|POST|OPTIONS /g/collect``: 204 once the hit's events are committed."""
-    runtime = _runtime(request)
-    response = await _ga4_answer(request, runtime)
-    apply_cors(request, response, runtime.config.gateway.allowed_origins)
-    return response
-
-
-async def _ga4_answer(request: Request, runtime: Runtime) -> Response:
+    runtime: Runtime = request.app.state.runtime
     if request.method == "OPTIONS":
-        return Response(status_code=204)
-    if not runtime.accepting:
-        return error_response(503, "shutting_down", "the gateway is stopping; retry")
-    try:
-        body = (
-            await read_body(request, runtime.config.gateway.max_body_bytes)
-            if request.method == "POST"
-            else b""
-        )
-        parsed = parse_hit(request.url.query, body, _context(request, runtime))
-    except BodyTooLarge:
-        return error_response(
-            413, "body_too_large", f"limit is {runtime.config.gateway.max_body_bytes} bytes"
-        )
-    except InputError as exc:
-        return error_response(400, exc.reason, exc.detail)
-    result = await runtime.ingest.accept(parsed.events)
-    response: Response
-    if parsed.errors:
-        response = error_response(400, "invalid_events", _line_errors(parsed), **_summary(result))
-    else:
         response = Response(status_code=204)
-    if result.ttclid_cookie:
-        set_ttclid_cookie(
-            response,
-            result.ttclid_cookie,
-            host=request.headers.get("host", ""),
-            cookie_domain=runtime.config.gateway.cookie_domain,
-        )
+    else:
+        exchange, response = await _ingest(request, "ga4", _parse_ga4)
+        cookie = exchange.result.ttclid_cookie if exchange.result else None
+        if cookie:
+            set_ttclid_cookie(
+                response,
+                cookie,
+                host=request.headers.get("host", ""),
+                cookie_domain=runtime.config.gateway.cookie_domain,
+            )
+    apply_cors(request, response, runtime.config.gateway.allowed_origins)
     return response
 
 
 async def mp_collect(request: Request) -> Response:
     """``POST /mp/collect?measurement_id=...&api_secret=...``: 200 with a JSON summary."""
-    runtime = _runtime(request)
-    if not runtime.accepting:
-        return error_response(503, "shutting_down", "the gateway is stopping; retry")
-    try:
-        body = await read_body(request, runtime.config.gateway.max_body_bytes)
-        parsed = parse_mp(
-            body,
-            _context(request, runtime),
-            measurement_id=request.query_params.get("measurement_id"),
-            api_secret=request.query_params.get("api_secret"),
-            secrets=runtime.mp_secrets,
-        )
-    except BodyTooLarge:
-        return error_response(
-            413, "body_too_large", f"limit is {runtime.config.gateway.max_body_bytes} bytes"
-        )
-    except AuthError as exc:
-        return error_response(exc.status, exc.reason, exc.detail)
-    except InputError as exc:
-        return error_response(400, exc.reason, exc.detail)
-    return await _json_answer(runtime, parsed)
+    return (await _ingest(request, "mp", _parse_mp))[1]
 
 
 async def events_collect(request: Request) -> Response:
     """``POST /events`` (bearer ``ingest_token`` when configured): 200 with a JSON summary."""
-    runtime = _runtime(request)
-    token = runtime.config.gateway.ingest_token
-    if token is not None and not _bearer_matches(request, token.get_secret_value()):
-        return error_response(401, "unauthorized", "send Authorization: Bearer <ingest token>")
-    if not runtime.accepting:
-        return error_response(503, "shutting_down", "the gateway is stopping; retry")
-    try:
-        body = await read_body(request, runtime.config.gateway.max_body_bytes)
-        parsed = parse_events(body, _context(request, runtime))
-    except BodyTooLarge:
-        return error_response(
-            413, "body_too_large", f"limit is {runtime.config.gateway.max_body_bytes} bytes"
-        )
-    except InputError as exc:
-        return error_response(400, exc.reason, exc.detail)
-    return await _json_answer(runtime, parsed)
+    return (await _ingest(request, "events", _parse_events))[1]
 
 
-async def _json_answer(runtime: Runtime, parsed: ParsedInput) -> Response:
-    result = await runtime.ingest.accept(parsed.events)
-    if parsed.errors:
-        return error_response(400, "invalid_events", _line_errors(parsed), **_summary(result))
-    return JSONResponse({"status": "accepted", **_summary(result)})
-
-
-def _bearer_matches(request: Request, secret: str) -> bool:
+def bearer_matches(request: Request, secret: str) -> bool:
     """Constant-time comparison of ``Authorization: Bearer <token>`` with ``secret``."""
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer":
