@@ -14,6 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from tiktok_gateway.admin.api import admin_routes
+from tiktok_gateway.admin.debug import debug_routes
 from tiktok_gateway.admin.health import healthz, readyz
 from tiktok_gateway.config import Config
 from tiktok_gateway.endpoints.body import error_response
@@ -21,6 +23,7 @@ from tiktok_gateway.endpoints.collect import events_collect, ga4_collect, mp_col
 from tiktok_gateway.queue.base import Clock, Queue, wall_clock
 from tiktok_gateway.runtime import needs_sandbox, start_runtime, stop_runtime
 from tiktok_gateway.sandbox.app import create_sandbox_app
+from tiktok_gateway.telemetry import metrics_endpoint
 
 SANDBOX_MOUNT = "/sandbox"
 
@@ -52,6 +55,9 @@ def create_app(
         Route("/events", events_collect, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        *admin_routes(),
+        *debug_routes(),
     ]
     if sandbox is not None:
         routes.append(Mount(SANDBOX_MOUNT, app=sandbox))

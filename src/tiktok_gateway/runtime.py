@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import httpx
 from starlette.applications import Starlette
 
+from tiktok_gateway.admin.debug import DebugRecorder
 from tiktok_gateway.config import Config
 from tiktok_gateway.delivery.backoff import BackoffPolicy
 from tiktok_gateway.delivery.worker import DeliveryWorker
@@ -28,6 +29,7 @@ from tiktok_gateway.queue.factory import open_queue
 from tiktok_gateway.sandbox.app import create_sandbox_app
 from tiktok_gateway.sources.request_context import Network, parse_trusted_proxies
 from tiktok_gateway.tags.tiktok.settings import TikTokTagSettings
+from tiktok_gateway.telemetry import Telemetry
 
 # Token-less tags post here; the HTTP client routes this origin to the in-process sandbox.
 SANDBOX_ORIGIN = "http://tiktok-sandbox.internal"
@@ -48,6 +50,8 @@ class Runtime:
     worker: DeliveryWorker | None = None
     worker_task: asyncio.Task[None] | None = None
     observers: Observers = field(default_factory=Observers)
+    telemetry: Telemetry = field(default_factory=Telemetry)
+    debug: DebugRecorder = field(default_factory=DebugRecorder)
     accepting: bool = True
 
 
@@ -97,6 +101,8 @@ async def start_runtime(
         client=client,
         sandbox=sandbox,
     )
+    runtime.observers.add(runtime.telemetry)
+    runtime.observers.add(runtime.debug)
     gateway = config.gateway
     runtime.worker = DeliveryWorker(
         queue,

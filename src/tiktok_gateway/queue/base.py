@@ -1,0 +1,134 @@
+"""The queue contract every backend (memory, SQLite, Redis Streams) fulfils.
+
+The queue holds opaque payloads (one mapped TikTok event each, JSON bytes) grouped by a delivery
+``group`` (one tag and test event code: everything in a group can share one Events API request).
+Delivery is **at least once**:
+
+1. ``put`` returns only once the items are committed: after a crash (kill -9) at any later moment
+   they are still there. The HTTP layer answers 2xx only after ``put`` returned.
+2. ``lease`` hands out available items and hides them for ``lease_seconds``; it never deletes.
+   An item whose lease expires without ``ack``/``nack``/``release``/``dead_letter`` (its worker
+   crashed) becomes available again.
+3. The worker that leased an item must finish it with exactly one of:
+   ``ack`` (TikTok has it: delete), ``nack`` (failed: available again after ``delay``, attempts +1),
+   ``release`` (not tried, e.g. at shutdown: available again now, attempts unchanged) or
+   ``dead_letter`` (permanent failure: moved to the dead letters with TikTok's reason).
+   Finishing an id that is no longer leased (lease expired and re-leased) is a no-op for
+   ``nack``/``release``; ``ack`` and ``dead_letter`` still remove the item.
+4. ``replay`` moves dead letters back into the queue (attempts reset); ``purge`` deletes them.
+
+Time comes from an injected ``clock`` (unix seconds) so tests can move it without sleeping.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+Clock = Callable[[], float]
+
+
+def wall_clock() -> float:
+    """The default clock: unix seconds."""
+    return time.time()
+
+
+@dataclass(frozen=True, slots=True)
+class NewItem:
+    """An item to put: its delivery group and payload (JSON bytes of one queued event)."""
+
+    group: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class LeasedItem:
+    """An item handed to a worker. ``attempts`` counts earlier failed deliveries (nacks)."""
+
+    id: str
+    group: str
+    payload: bytes
+    attempts: int
+    enqueued_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """Why an item is dead: a stable ``reason`` (``rejected``, ``expired``) and TikTok's words."""
+
+    id: str
+    reason: str
+    code: int | None = None
+    message: str = ""
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadRecord:
+    """A stored dead letter, as listed by the CLI and the admin API."""
+
+    id: str
+    group: str
+    payload: bytes
+    attempts: int
+    enqueued_at: float
+    dead_at: float
+    reason: str
+    code: int | None
+    message: str
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """Queue counters.
+
+    ``depth``: items not yet delivered (available, delayed or leased); ``leased``: of those,
+    leased now; ``oldest_age``: seconds since the oldest of them was put (0 when empty).
+    """
+
+    depth: int
+    leased: int
+    oldest_age: float
+    dead: int
+
+
+class Queue(Protocol):
+    """A durable, at-least-once queue. Every method is safe to call from one event loop."""
+
+    async def put(self, items: Sequence[NewItem]) -> None:
+        """Commit ``items`` durably; returns after the commit (group commits are allowed)."""
+
+    async def lease(
+        self, limit: int, lease_seconds: float, exclude_groups: Collection[str] = ()
+    ) -> list[LeasedItem]:
+        """Up to ``limit`` available items, oldest first, skipping ``exclude_groups``."""
+
+    async def ack(self, ids: Sequence[str]) -> None:
+        """Delivered: remove the items."""
+
+    async def nack(self, ids: Sequence[str], delay: float) -> None:
+        """Failed: available again ``delay`` seconds from now, with ``attempts`` + 1."""
+
+    async def release(self, ids: Sequence[str]) -> None:
+        """Not tried: available again now, ``attempts`` unchanged."""
+
+    async def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
+        """Move the items to the dead letters with their reasons."""
+
+    async def stats(self) -> QueueStats:
+        """Depth, leased count, oldest age and dead-letter count."""
+
+    async def dead_letters(self, limit: int = 100) -> list[DeadRecord]:
+        """The most recent dead letters first."""
+
+    async def replay(self, ids: Sequence[str] | None = None) -> int:
+        """Move the given dead letters (all when ``None``) back into the queue; returns how many."""
+
+    async def purge(self) -> int:
+        """Delete every dead letter; returns how many."""
+
+    async def close(self) -> None:
+        """Finish pending commits and release the storage."""

@@ -1,0 +1,343 @@
+"""The embedded durable queue: one SQLite file, shareable by several processes.
+
+Storage layout::
+
+    items(id           INTEGER PRIMARY KEY AUTOINCREMENT  item number; AUTOINCREMENT: never reused
+          grp          TEXT    NOT NULL                   delivery group
+          payload      BLOB    NOT NULL
+          attempts     INTEGER NOT NULL                   nacks so far
+          leases       INTEGER NOT NULL                   leases so far: LeasedItem.id is
+                                                          "<id>:<leases>"
+          enqueued_at  REAL    NOT NULL                   put (or replay) time
+          available_at REAL    NOT NULL                   leasable once <= now
+          lease_until  REAL    NULL)                      leased while > now
+    INDEX items_available ON items(available_at)          (+ the rowid): the lease order
+    dead(id INTEGER PRIMARY KEY                           the item's number, kept
+         grp, payload, attempts, enqueued_at              as they were in items
+         dead_at REAL, reason TEXT, code INTEGER NULL, message TEXT, request_id TEXT)
+    INDEX dead_newest ON dead(dead_at)
+
+Invariants:
+
+* An item is in exactly one table: every move is one transaction. Nothing is deleted by
+  reading: only ``ack``/``dead_letter`` remove from ``items``, ``replay``/``purge`` from ``dead``.
+* Leased iff ``lease_until > now``; available iff ``available_at <= now``. Taking a lease sets
+  ``available_at = lease_until``, so a lease hides the item and its expiry brings the item back
+  with no write; ``lease_until`` is NULL or equal to ``available_at``.
+* Ids, lease order and stale-lease handling are those of the reference model, ``memory.py``.
+
+Durability: WAL with ``synchronous=FULL`` fsyncs the log on every commit, so a committed ``put``
+survives kill -9 and power loss (given a disk that honours fsync); NORMAL would only survive the
+former. Concurrency: every write is ``BEGIN IMMEDIATE`` (it takes the write lock up front, so
+lock waits go to the busy timeout instead of failing as a deadlock), and ``lease`` selects and
+marks in one such transaction: processes sharing the file never lease the same item.
+
+Every sqlite3 call runs on one dedicated thread, so the event loop never blocks on the disk and
+the connection is only ever touched by the thread that opened it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+from tiktok_gateway.queue.base import (
+    Clock,
+    DeadLetter,
+    DeadRecord,
+    LeasedItem,
+    NewItem,
+    QueueStats,
+    wall_clock,
+)
+from tiktok_gateway.queue.memory import lease_id, parse_dead_id, parse_lease_id
+
+BUSY_TIMEOUT_SECONDS = 5.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, grp TEXT NOT NULL, payload BLOB NOT NULL,
+    attempts INTEGER NOT NULL, leases INTEGER NOT NULL, enqueued_at REAL NOT NULL,
+    available_at REAL NOT NULL, lease_until REAL);
+CREATE INDEX IF NOT EXISTS items_available ON items(available_at);
+CREATE TABLE IF NOT EXISTS dead (
+    id INTEGER PRIMARY KEY, grp TEXT NOT NULL, payload BLOB NOT NULL, attempts INTEGER NOT NULL,
+    enqueued_at REAL NOT NULL, dead_at REAL NOT NULL, reason TEXT NOT NULL, code INTEGER,
+    message TEXT NOT NULL, request_id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS dead_newest ON dead(dead_at);
+"""
+_INSERT = (
+    "INSERT INTO items (grp, payload, attempts, leases, enqueued_at, available_at)"
+    " VALUES (?, ?, 0, 0, ?, ?)"
+)
+_DEAD_COLUMNS = (
+    "id, grp, payload, attempts, enqueued_at, dead_at, reason, code, message, request_id"
+)
+
+T = TypeVar("T")
+Job = Callable[[sqlite3.Connection], T]
+Row = tuple[str, bytes, float, float]
+_Pending = tuple[list[Row], asyncio.Future[None]]
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # isolation_level=None: no implicit transactions; each write below says BEGIN IMMEDIATE.
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.executescript(_SCHEMA)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _in_transaction(job: Job[T], conn: sqlite3.Connection) -> T:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = job(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # SQLite may already have rolled back (disk full, ...)
+            conn.execute("ROLLBACK")
+        raise
+    return result
+
+
+def _insert(rows: list[Row], conn: sqlite3.Connection) -> None:
+    conn.executemany(_INSERT, rows)
+
+
+def _lease(
+    now: float, limit: int, lease_seconds: float, exclude: tuple[str, ...], conn: sqlite3.Connection
+) -> list[LeasedItem]:
+    marks = ",".join("?" * len(exclude))
+    rows = conn.execute(
+        "SELECT id, grp, payload, attempts, enqueued_at, leases FROM items"
+        f" WHERE available_at <= ? AND grp NOT IN ({marks})"
+        " ORDER BY available_at, id LIMIT ?",
+        (now, *exclude, limit),
+    ).fetchall()
+    until = now + lease_seconds
+    conn.executemany(
+        "UPDATE items SET leases = leases + 1, lease_until = ?, available_at = ? WHERE id = ?",
+        [(until, until, row[0]) for row in rows],
+    )
+    return [
+        LeasedItem(lease_id(number, leases + 1), grp, payload, attempts, enqueued_at)
+        for number, grp, payload, attempts, enqueued_at, leases in rows
+    ]
+
+
+def _dead_letter(now: float, letters: Sequence[DeadLetter], conn: sqlite3.Connection) -> None:
+    first: dict[int, DeadLetter] = {}
+    for letter in letters:
+        parsed = parse_lease_id(letter.id)
+        if parsed:
+            first.setdefault(parsed[0], letter)
+    conn.executemany(
+        f"INSERT INTO dead ({_DEAD_COLUMNS}) SELECT id, grp, payload, attempts, enqueued_at,"
+        " ?, ?, ?, ?, ? FROM items WHERE id = ?",
+        [(now, d.reason, d.code, d.message, d.request_id, n) for n, d in first.items()],
+    )
+    conn.executemany("DELETE FROM items WHERE id = ?", [(n,) for n in first])
+
+
+def _replay(now: float, ids: Sequence[str] | None, conn: sqlite3.Connection) -> int:
+    if ids is None:
+        numbers = [int(row[0]) for row in conn.execute("SELECT id FROM dead ORDER BY id")]
+    else:
+        numbers = sorted({n for n in map(parse_dead_id, ids) if n is not None})
+    moved = conn.executemany(
+        "INSERT INTO items (grp, payload, attempts, leases, enqueued_at, available_at)"
+        " SELECT grp, payload, attempts, 0, ?, ? FROM dead WHERE id = ?",
+        [(now, now, n) for n in numbers],
+    ).rowcount
+    conn.executemany("DELETE FROM dead WHERE id = ?", [(n,) for n in numbers])
+    return moved
+
+
+def _stats(now: float, conn: sqlite3.Connection) -> QueueStats:
+    depth, leased, oldest, dead = conn.execute(
+        "SELECT (SELECT count(*) FROM items),"
+        " (SELECT count(*) FROM items WHERE available_at > ? AND lease_until > ?),"
+        " (SELECT min(enqueued_at) FROM items), (SELECT count(*) FROM dead)",
+        (now, now),
+    ).fetchone()
+    age = 0.0 if oldest is None else max(now - oldest, 0.0)
+    return QueueStats(depth=depth, leased=leased, oldest_age=age, dead=dead)
+
+
+def _dead_letters(limit: int, conn: sqlite3.Connection) -> list[DeadRecord]:
+    rows = conn.execute(
+        f"SELECT {_DEAD_COLUMNS} FROM dead ORDER BY dead_at DESC, id DESC LIMIT ?",
+        (max(limit, 0),),
+    )
+    return [DeadRecord(str(row[0]), *row[1:]) for row in rows]
+
+
+class SQLiteQueue:
+    """The ``Queue`` contract on one SQLite file (layout above). Create it with ``open``.
+
+    ``put`` is group-committed: the puts that arrive while a commit runs (or within
+    ``commit_window`` seconds of an idle queue) share the next transaction and its one fsync;
+    each caller returns once that commit is done, or raises its error. ``commits`` counts the
+    write transactions this object committed, for tests and benchmarks.
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        executor: ThreadPoolExecutor,
+        clock: Clock,
+        commit_window: float,
+    ) -> None:
+        self._conn = conn
+        self._executor = executor
+        self._clock = clock
+        self._commit_window = commit_window
+        self._pending: list[_Pending] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._closing = False  # set by close(): no new work, pending puts still commit
+        self.commits = 0
+
+    @classmethod
+    async def open(
+        cls, path: Path, *, clock: Clock = wall_clock, commit_window: float = 0.002
+    ) -> SQLiteQueue:
+        """Open (creating the directories, file and tables if needed) the queue at ``path``."""
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-queue")
+        try:
+            conn = await asyncio.get_running_loop().run_in_executor(executor, _connect, path)
+        except BaseException:
+            executor.shutdown(wait=True)
+            raise
+        return cls(conn, executor, clock, commit_window)
+
+    def _check_open(self) -> None:
+        if self._closing:
+            raise RuntimeError("the SQLite queue is closed")
+
+    async def _call(self, job: Job[T]) -> T:
+        """Run ``job`` on the database thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, job, self._conn)
+
+    async def _run(self, job: Job[T]) -> T:
+        self._check_open()
+        return await self._call(job)
+
+    async def _write(self, job: Job[T]) -> T:
+        """Run ``job`` in one write transaction on the database thread."""
+        self._check_open()
+        return await self._commit(job)
+
+    async def _commit(self, job: Job[T]) -> T:
+        result = await self._call(partial(_in_transaction, job))
+        self.commits += 1
+        return result
+
+    async def put(self, items: Sequence[NewItem]) -> None:
+        self._check_open()
+        if not items:
+            return
+        now = self._clock()
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append(([(i.group, i.payload, now, now) for i in items], future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_pending())
+        await future
+
+    async def _write_pending(self) -> None:
+        """Commit the pending puts, group by group, until none are left."""
+        if self._commit_window > 0:  # an idle queue waits a moment for company
+            await asyncio.sleep(self._commit_window)
+        while self._pending:
+            # Everything that arrived during the previous commit goes into this one.
+            group, self._pending = self._pending, []
+            rows = [row for put_rows, _ in group for row in put_rows]
+            try:
+                await self._commit(partial(_insert, rows))
+            except asyncio.CancelledError:
+                for _, future in group:
+                    future.cancel()
+                raise
+            except Exception as error:
+                for _, future in group:
+                    if not future.done():  # its caller may have been cancelled
+                        future.set_exception(error)
+            else:
+                for _, future in group:
+                    if not future.done():
+                        future.set_result(None)
+
+    async def lease(
+        self, limit: int, lease_seconds: float, exclude_groups: Collection[str] = ()
+    ) -> list[LeasedItem]:
+        """Up to ``limit`` available items in the order they became available, then put order.
+
+        The scan walks ``items_available``; rows of excluded groups are read and skipped.
+        """
+        if limit <= 0:
+            return []
+        exclude = tuple(sorted(set(exclude_groups)))
+        return await self._write(partial(_lease, self._clock(), limit, lease_seconds, exclude))
+
+    async def ack(self, ids: Sequence[str]) -> None:
+        numbers = [(p[0],) for p in map(parse_lease_id, ids) if p]
+        if numbers:
+            await self._write(lambda c: c.executemany("DELETE FROM items WHERE id = ?", numbers))
+
+    async def nack(self, ids: Sequence[str], delay: float) -> None:
+        now = self._clock()
+        rows = [(now + max(delay, 0.0), *p, now) for p in map(parse_lease_id, ids) if p]
+        sql = (
+            "UPDATE items SET attempts = attempts + 1, available_at = ?, lease_until = NULL"
+            " WHERE id = ? AND leases = ? AND lease_until > ?"
+        )
+        if rows:
+            await self._write(lambda c: c.executemany(sql, rows))
+
+    async def release(self, ids: Sequence[str]) -> None:
+        now = self._clock()
+        rows = [(now, *p, now) for p in map(parse_lease_id, ids) if p]
+        sql = (
+            "UPDATE items SET available_at = ?, lease_until = NULL"
+            " WHERE id = ? AND leases = ? AND lease_until > ?"
+        )
+        if rows:
+            await self._write(lambda c: c.executemany(sql, rows))
+
+    async def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
+        if letters:
+            await self._write(partial(_dead_letter, self._clock(), letters))
+
+    async def stats(self) -> QueueStats:
+        return await self._run(partial(_stats, self._clock()))
+
+    async def dead_letters(self, limit: int = 100) -> list[DeadRecord]:
+        return await self._run(partial(_dead_letters, limit))
+
+    async def replay(self, ids: Sequence[str] | None = None) -> int:
+        """Move dead letters back as new items (new ids, attempts 0, ``enqueued_at`` now)."""
+        return await self._write(partial(_replay, self._clock(), ids))
+
+    async def purge(self) -> int:
+        return await self._write(lambda c: c.execute("DELETE FROM dead").rowcount)
+
+    async def close(self) -> None:
+        """Commit the pending puts, close the connection and stop the thread; idempotent."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._writer is not None:
+            await self._writer
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._conn.close)
+        self._executor.shutdown(wait=True)
