@@ -157,7 +157,7 @@ def _replay(now: float, ids: Sequence[str] | None, conn: sqlite3.Connection) -> 
         numbers = sorted({n for n in map(parse_dead_id, ids) if n is not None})
     moved = conn.executemany(
         "INSERT INTO items (grp, payload, attempts, leases, enqueued_at, available_at)"
-        " SELECT grp, payload, attempts, 0, ?, ? FROM dead WHERE id = ?",
+        " SELECT grp, payload, 0, 0, ?, ? FROM dead WHERE id = ?",
         [(now, now, n) for n in numbers],
     ).rowcount
     conn.executemany("DELETE FROM dead WHERE id = ?", [(n,) for n in numbers])

@@ -1,0 +1,142 @@
+"""What only the SQLite backend promises: durability, group commit and several processes."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import cast
+
+import pytest
+
+from tests.fakes import FakeClock
+from tiktok_gateway.queue.base import DeadLetter, NewItem, QueueStats
+from tiktok_gateway.queue.sqlite import SQLiteQueue
+
+
+def test_everything_survives_close_and_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "dir" / "queue.db"
+    clock = FakeClock()
+
+    async def main() -> None:
+        queue = await SQLiteQueue.open(path, clock=clock)
+        await queue.put([NewItem("g", b"1"), NewItem("g", b"2"), NewItem("g", b"3")])
+        first, second = await queue.lease(2, 30)
+        await queue.dead_letter([DeadLetter(first.id, "rejected", 1, "no", "r")])
+        await queue.close()
+
+        queue = await SQLiteQueue.open(path, clock=clock)
+        assert await queue.stats() == QueueStats(depth=2, leased=1, oldest_age=0.0, dead=1)
+        (third,) = await queue.lease(10, 30)
+        assert third.payload == b"3"
+        await queue.ack([second.id])  # a lease taken before the reopen still counts
+        (record,) = await queue.dead_letters()
+        assert (record.payload, record.reason, record.code) == (b"1", "rejected", 1)
+        assert await queue.replay() == 1
+        await queue.put([NewItem("g", b"4")])
+        leased = await queue.lease(10, 30)
+        # Numbers are never reused: the replayed item and the new one come after item 3.
+        assert [(i.payload, i.id) for i in leased] == [(b"1", "4:1"), (b"4", "5:1")]
+        await queue.close()
+
+    asyncio.run(main())
+
+
+def test_close_commits_pending_puts_and_then_refuses_work(tmp_path: Path) -> None:
+    async def main() -> None:
+        queue = await SQLiteQueue.open(tmp_path / "q.db", commit_window=0.05)
+        puts = [asyncio.create_task(queue.put([NewItem("g", b"x")])) for _ in range(10)]
+        await asyncio.sleep(0)  # the puts are waiting for the commit window
+        await queue.close()
+        await asyncio.gather(*puts)
+        await queue.close()  # idempotent
+        with pytest.raises(RuntimeError, match="closed"):
+            await queue.put([NewItem("g", b"y")])
+        with pytest.raises(RuntimeError, match="closed"):
+            await queue.stats()
+        queue = await SQLiteQueue.open(tmp_path / "q.db")
+        assert (await queue.stats()).depth == 10
+        await queue.close()
+
+    asyncio.run(main())
+
+
+def test_concurrent_puts_share_a_few_commits(tmp_path: Path) -> None:
+    async def main() -> None:
+        queue = await SQLiteQueue.open(tmp_path / "q.db")
+        await asyncio.gather(*(queue.put([NewItem("g", b"%d" % n)]) for n in range(200)))
+        assert queue.commits <= 3
+        leased = await queue.lease(1000, 30)
+        assert sorted(i.payload for i in leased) == sorted(b"%d" % n for n in range(200))
+        await queue.close()
+
+    asyncio.run(main())
+
+
+def test_a_failed_group_commit_fails_every_put_in_it(tmp_path: Path) -> None:
+    async def main() -> None:
+        queue = await SQLiteQueue.open(tmp_path / "q.db")
+        bad = NewItem("g", cast(bytes, None))  # violates NOT NULL
+        results = await asyncio.gather(
+            queue.put([NewItem("g", b"ok")]), queue.put([bad]), return_exceptions=True
+        )
+        assert all(isinstance(r, sqlite3.IntegrityError) for r in results)
+        assert (await queue.stats()).depth == 0
+        await queue.put([NewItem("g", b"ok")])  # the writer recovers
+        assert (await queue.stats()).depth == 1
+        await queue.close()
+
+    asyncio.run(main())
+
+
+def test_two_queues_on_one_file_never_lease_the_same_item(tmp_path: Path) -> None:
+    async def main() -> None:
+        one = await SQLiteQueue.open(tmp_path / "q.db")
+        two = await SQLiteQueue.open(tmp_path / "q.db")
+        await one.put([NewItem("g", b"%d" % n) for n in range(300)])
+
+        async def drain(queue: SQLiteQueue) -> list[bytes]:
+            taken: list[bytes] = []
+            while leased := await queue.lease(7, 60):
+                taken += [i.payload for i in leased]
+            return taken
+
+        from_one, from_two = await asyncio.gather(drain(one), drain(two))
+        assert len(from_one) + len(from_two) == 300
+        assert set(from_one) | set(from_two) == {b"%d" % n for n in range(300)}
+        await one.close()
+        await two.close()
+
+    asyncio.run(main())
+
+
+KILLED_AFTER_PUT = """
+import asyncio, os, signal, sys
+from pathlib import Path
+from tiktok_gateway.queue.base import NewItem
+from tiktok_gateway.queue.sqlite import SQLiteQueue
+
+async def main() -> None:
+    queue = await SQLiteQueue.open(Path(sys.argv[1]))
+    await asyncio.gather(*(queue.put([NewItem("g", b"%d" % n)]) for n in range(50)))
+    os.kill(os.getpid(), signal.SIGKILL)  # no close, no cleanup
+
+asyncio.run(main())
+"""
+
+
+def test_a_returned_put_survives_kill_9(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    script = textwrap.dedent(KILLED_AFTER_PUT)
+    done = subprocess.run([sys.executable, "-c", script, str(path)], check=False, timeout=60)
+    assert done.returncode == -9
+
+    async def main() -> None:
+        queue = await SQLiteQueue.open(path)
+        assert (await queue.stats()).depth == 50
+        await queue.close()
+
+    asyncio.run(main())
