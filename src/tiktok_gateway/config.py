@@ -104,6 +104,15 @@ class GatewaySettings(_ExplicitSources):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("admin_token", "ingest_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """``""`` means not set, as an empty variable does (SPEC 11 writes ``ingest_token = ""``;
+        kept as a token, /events would demand an empty bearer)."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
     @property
     def resolved_queue_url(self) -> str:
         """``queue_url``, or the SQLite file in ``data_dir`` when it is not set."""
@@ -164,9 +173,12 @@ def _error(
 
 def _read_token_file(path: Path, key: str) -> SecretStr:
     try:
-        return SecretStr(path.read_text(encoding="utf-8").strip())
+        token = path.read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise ConfigError(key, f"cannot read {path}: {exc.strerror}") from None
+    if not token:
+        raise ConfigError(key, f"{path} is empty")
+    return SecretStr(token)
 
 
 def _resolve_token(raw: dict[str, Any], key: str, environ: Mapping[str, str]) -> dict[str, Any]:
@@ -177,6 +189,10 @@ def _resolve_token(raw: dict[str, Any], key: str, environ: Mapping[str, str]) ->
     ]
     if len(given) > 1:
         raise ConfigError(key, f"set only one of {', '.join(given)}")
+    if "access_token" in raw and not str(raw["access_token"]).strip():
+        raise ConfigError(
+            f"{key}.access_token", "is empty (leave it out to use the built-in sandbox)"
+        )
     if "access_token_env" in raw:
         var = str(raw.pop("access_token_env"))
         if not environ.get(var):

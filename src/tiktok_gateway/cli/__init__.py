@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from tiktok_gateway import __version__
+from tiktok_gateway.cli.check import check_command
 from tiktok_gateway.cli.inspect import inspect_command
 from tiktok_gateway.cli.queue import queue_group
 from tiktok_gateway.cli.serve import sandbox_command, serve_command
@@ -24,3 +25,4 @@ main.add_command(inspect_command)
 main.add_command(serve_command)
 main.add_command(sandbox_command)
 main.add_command(queue_group)
+main.add_command(check_command)
