@@ -45,7 +45,12 @@ class NewItem:
 
 @dataclass(frozen=True, slots=True)
 class LeasedItem:
-    """An item handed to a worker. ``attempts`` counts earlier failed deliveries (nacks)."""
+    """An item handed to a worker.
+
+    ``id`` names this lease, not the item: every lease of an item gets a new id, which is how a
+    stale ``nack``/``release`` (point 3) is told apart. ``attempts`` counts earlier failed
+    deliveries (nacks).
+    """
 
     id: str
     group: str
@@ -104,7 +109,11 @@ class Queue(Protocol):
     async def lease(
         self, limit: int, lease_seconds: float, exclude_groups: Collection[str] = ()
     ) -> list[LeasedItem]:
-        """Up to ``limit`` available items, oldest first, skipping ``exclude_groups``."""
+        """Up to ``limit`` available items, skipping ``exclude_groups``.
+
+        Items come in the order they became available: put order for fresh items; a nacked item
+        after what became available before its retry time.
+        """
 
     async def ack(self, ids: Sequence[str]) -> None:
         """Delivered: remove the items."""
@@ -125,7 +134,11 @@ class Queue(Protocol):
         """The most recent dead letters first."""
 
     async def replay(self, ids: Sequence[str] | None = None) -> int:
-        """Move the given dead letters (all when ``None``) back into the queue; returns how many."""
+        """Move the given dead letters (all when ``None``) back into the queue; returns how many.
+
+        Replayed items are new items: new ids, attempts 0, ``enqueued_at`` now (so the expiry
+        age starts again).
+        """
 
     async def purge(self) -> int:
         """Delete every dead letter; returns how many."""
