@@ -162,7 +162,8 @@ def test_replay_some_and_all_then_purge(run_scenario: RunScenario) -> None:
         await queue.dead_letter([DeadLetter(i.id, "rejected") for i in [first, *leased[1:]]])
         by_payload = {r.payload: r.id for r in await queue.dead_letters()}
         clock.advance(100)
-        assert await queue.replay([by_payload[b"1"], "no-such-id", "424242"]) == 1
+        unknown = ["no-such-id", "424242", "9" * 30, "\u0661"]
+        assert await queue.replay([by_payload[b"1"], *unknown]) == 1
         (replayed,) = await queue.lease(10, 30)
         assert (replayed.payload, replayed.attempts) == (b"1", 0)
         assert replayed.enqueued_at == clock.now  # the expiry age starts again
@@ -199,6 +200,7 @@ def test_unknown_ids_are_harmless(run_scenario: RunScenario) -> None:
         await queue.put(items("g", b"1"))
         (item,) = await queue.lease(10, 30)
         unknown = ["", "junk", "1", ":1", "1:", "1:x", "-1:1", "999:1", "1:1:1", item.id + " "]
+        unknown += ["\u0661:1", "9" * 30 + ":1", "1:" + "9" * 5000]
         await queue.ack(unknown)
         await queue.nack(unknown, delay=0)
         await queue.release(unknown)

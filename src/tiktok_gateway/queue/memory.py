@@ -18,11 +18,12 @@ Semantics shared with the SQLite backend, on top of the contract:
 * Taking a lease sets ``available_at = lease_until``, so "available" is one comparison,
   ``available_at <= now``, and "leased" is ``lease_until > now``.
 * ``replay`` restarts ``enqueued_at`` at now: the delivery worker expires items by age, and a
-  replayed item must get its full time again.
+  replayed item must get its full time again. A negative ``nack`` delay counts as 0.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
@@ -42,17 +43,20 @@ def lease_id(number: int, leases: int) -> str:
     return f"{number}:{leases}"
 
 
+# ASCII digits, few enough to fit SQLite's 64-bit integers: anything else is an unknown id.
+_LEASE_ID = re.compile(r"([0-9]{1,18}):([0-9]{1,18})")
+_DEAD_ID = re.compile(r"[0-9]{1,18}")
+
+
 def parse_lease_id(text: str) -> tuple[int, int] | None:
     """``(number, leases)`` from a ``lease_id``; ``None`` for anything else."""
-    number, sep, leases = text.partition(":")
-    if not (sep and number.isdecimal() and leases.isdecimal()):
-        return None
-    return int(number), int(leases)
+    match = _LEASE_ID.fullmatch(text)
+    return (int(match[1]), int(match[2])) if match else None
 
 
 def parse_dead_id(text: str) -> int | None:
     """The item number of a ``DeadRecord.id``; ``None`` for anything else."""
-    return int(text) if text.isdecimal() else None
+    return int(text) if _DEAD_ID.fullmatch(text) else None
 
 
 @dataclass(slots=True)

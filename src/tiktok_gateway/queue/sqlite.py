@@ -337,7 +337,9 @@ class SQLiteQueue:
         if self._closing:
             return
         self._closing = True
-        if self._writer is not None:
-            await self._writer
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._conn.close)
-        self._executor.shutdown(wait=True)
+        try:
+            if self._writer is not None:
+                await self._writer
+        finally:  # even if cancelled meanwhile: never leak the connection or the thread
+            await self._call(lambda conn: conn.close())
+            self._executor.shutdown(wait=True)
