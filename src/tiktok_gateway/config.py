@@ -72,6 +72,9 @@ class GatewaySettings(_ExplicitSources):
         default_factory=dict,
         description="Measurement id -> api_secret required on /mp/collect (env: G-1=s1,G-2=s2).",
     )
+    debug: bool = Field(
+        default=True, description="Serve /debug (admin token; loopback only when none is set)."
+    )
     shutdown_seconds: float = Field(default=10.0, ge=0, description="Deadline to drain on stop.")
     max_in_flight: int = Field(default=4, ge=1, description="Requests to TikTok at once.")
     request_timeout_seconds: float = Field(default=10.0, gt=0, description="Per TikTok request.")

@@ -1,10 +1,166 @@
-"""The admin API. STUB: to be implemented."""
+"""The admin API (SPEC 10.1), behind ``admin.auth``: queue state, dead letters, replay.
+
+- ``GET /admin/queue``: ``{"depth", "leased", "oldest_age_seconds", "dead_letters",
+  "paused": [{"tag", "reason", "code", "message", "since", "probe_at"}]}`` (times: unix s).
+- ``GET /admin/dead-letters?limit=N`` (1..1000, default 100): ``{"dead_letters": [...]}``,
+  most recent first; each ``{"id", "tag", "pixel", "test_event_code", "event_name",
+  "event_id", "event", "reason", "code", "message", "request_id", "attempts", "enqueued_at",
+  "dead_at"}`` (``event`` is the queued TikTok event, redacted like the debug page; an
+  unreadable payload gives ``event: null`` and ``payload_error``).
+- ``POST /admin/dead-letters/replay`` with ``{"ids": ["...", ...]}`` (1..1000 ids) or
+  ``{"all": true}``: moves them back into the queue (attempts reset) and answers
+  ``{"replayed": n}``; ids that are no dead letter are skipped. A request admitted by the
+  session cookie must send ``Content-Type: application/json`` (no cross-site form can).
+
+Errors: 400 ``bad_request`` (bad limit or body), 503 ``queue_unavailable`` (storage failure),
+plus the refusals of ``admin.auth``.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+import asyncio
+from typing import Any, Final
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from tiktok_gateway import wire_json
+from tiktok_gateway.admin.auth import Grant, admin_only, runtime_of
+from tiktok_gateway.admin.redact import mask_text, redact
+from tiktok_gateway.admin.views import json_answer
+from tiktok_gateway.delivery.envelope import Envelope, split_group
+from tiktok_gateway.endpoints.body import BodyTooLarge, error_response, read_body
+from tiktok_gateway.queue.base import DeadRecord
+
+MAX_LIMIT: Final = 1000
+MAX_IDS: Final = 1000
+MAX_BODY: Final = 64 * 1024
+QUEUE_TIMEOUT: Final = 5.0
+
+
+def dead_letter_view(record: DeadRecord) -> dict[str, Any]:
+    """One stored dead letter as the API lists it (module docstring)."""
+    tag, test_event_code = split_group(record.group)
+    view: dict[str, Any] = {
+        "id": record.id,
+        "tag": tag,
+        "pixel": None,
+        "test_event_code": test_event_code,
+        "event_name": None,
+        "event_id": None,
+        "event": None,
+        "reason": record.reason,
+        "code": record.code,
+        "message": mask_text(record.message),
+        "request_id": record.request_id,
+        "attempts": record.attempts,
+        "enqueued_at": record.enqueued_at,
+        "dead_at": record.dead_at,
+    }
+    try:
+        envelope = Envelope.from_bytes(record.payload)
+    except (ValueError, KeyError, TypeError):
+        view["payload_error"] = "unreadable payload"
+        return view
+    event = envelope.event if isinstance(envelope.event, dict) else {}
+    name, event_id = event.get("event"), event.get("event_id")
+    view.update(
+        tag=str(envelope.tag),
+        pixel=str(envelope.pixel_code),
+        event_name=mask_text(str(name)) if name is not None else None,
+        event_id=str(event_id) if event_id is not None else None,
+        event=redact(event),
+    )
+    return view
+
+
+def _unavailable(exc: Exception) -> Response:
+    return error_response(503, "queue_unavailable", type(exc).__name__)
+
+
+async def queue_state(request: Request, grant: Grant) -> Response:
+    """``GET /admin/queue``."""
+    runtime = runtime_of(request)
+    try:
+        stats = await asyncio.wait_for(runtime.queue.stats(), timeout=QUEUE_TIMEOUT)
+    except Exception as exc:  # storage trouble is a 503, never a 500
+        return _unavailable(exc)
+    paused = runtime.worker.paused if runtime.worker is not None else {}
+    return json_answer(
+        {
+            "depth": stats.depth,
+            "leased": stats.leased,
+            "oldest_age_seconds": round(stats.oldest_age, 3),
+            "dead_letters": stats.dead,
+            "paused": [
+                {
+                    "tag": tag,
+                    "reason": state.reason,
+                    "code": state.code,
+                    "message": mask_text(state.message),
+                    "since": state.since,
+                    "probe_at": state.probe_at,
+                }
+                for tag, state in sorted(paused.items())
+            ],
+        }
+    )
+
+
+async def dead_letters(request: Request, grant: Grant) -> Response:
+    """``GET /admin/dead-letters?limit=N``."""
+    raw = request.query_params.get("limit", "100")
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
+        return error_response(400, "bad_request", f"limit must be 1..{MAX_LIMIT}")
+    try:
+        records = await asyncio.wait_for(
+            runtime_of(request).queue.dead_letters(int(raw)), timeout=QUEUE_TIMEOUT
+        )
+    except Exception as exc:  # storage trouble is a 503, never a 500
+        return _unavailable(exc)
+    return json_answer({"dead_letters": [dead_letter_view(record) for record in records]})
+
+
+def replay_ids(body: object) -> list[str] | str | None:
+    """The ids a replay body names, ``None`` for all, or the reason it is refused (a ``str``)."""
+    if not isinstance(body, dict):
+        return 'send {"ids": [...]} or {"all": true}'
+    if set(body) == {"all"}:
+        return None if body["all"] is True else '"all" must be true'
+    ids = body.get("ids")
+    if set(body) != {"ids"} or not isinstance(ids, list):
+        return 'send {"ids": [...]} or {"all": true}'
+    if not 1 <= len(ids) <= MAX_IDS or not all(isinstance(i, str) and i for i in ids):
+        return f'"ids" must hold 1..{MAX_IDS} non-empty strings'
+    return list(dict.fromkeys(ids))
+
+
+async def replay(request: Request, grant: Grant) -> Response:
+    """``POST /admin/dead-letters/replay``."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if grant.via == "cookie" and content_type != "application/json":
+        return error_response(400, "bad_request", "send Content-Type: application/json")
+    try:
+        body = wire_json.loads(await read_body(request, MAX_BODY))
+    except BodyTooLarge:
+        return error_response(413, "body_too_large", f"limit is {MAX_BODY} bytes")
+    except ValueError:
+        return error_response(400, "bad_request", "the body is not JSON")
+    ids = replay_ids(body)
+    if isinstance(ids, str):
+        return error_response(400, "bad_request", ids)
+    try:
+        count = await runtime_of(request).queue.replay(ids)  # no timeout: never cut a write
+    except Exception as exc:  # storage trouble is a 503, never a 500
+        return _unavailable(exc)
+    return json_answer({"replayed": count})
 
 
 def admin_routes() -> list[BaseRoute]:
     """``/admin/...`` routes."""
-    return []
+    return [
+        Route("/admin/queue", admin_only(queue_state), methods=["GET"]),
+        Route("/admin/dead-letters", admin_only(dead_letters), methods=["GET"]),
+        Route("/admin/dead-letters/replay", admin_only(replay), methods=["POST"]),
+    ]

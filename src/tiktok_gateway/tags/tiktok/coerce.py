@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 
 _CENT = Decimal("0.01")
 # Larger magnitudes are no prices, quantities or times; refusing them also keeps every later
 # quantize() within the decimal context's precision.
 _LIMIT = Decimal("1e18")
+# Sums of price x quantity (each below 1e18) reach 1e36 and more; rounding them to cents needs
+# more digits than the default context's 28.
+_WIDE = Context(prec=80)
 # Unix times above this many seconds (year 5138) can only be milliseconds.
 _MAX_SECONDS = 100_000_000_000
 # Below 2**53 every integer is an exact float, so int()/float() give what the Decimal route gives.
@@ -69,7 +72,7 @@ def to_money(value: object) -> int | float | None:
 
 def round_money(number: Decimal) -> int | float:
     """``number`` rounded half-up to 2 decimals, as a JSON number."""
-    return json_number(number.quantize(_CENT, ROUND_HALF_UP))
+    return json_number(number.quantize(_CENT, ROUND_HALF_UP, context=_WIDE))
 
 
 def to_int(value: object) -> int | None:
