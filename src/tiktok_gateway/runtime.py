@@ -29,7 +29,7 @@ from tiktok_gateway.queue.factory import open_queue
 from tiktok_gateway.sandbox.app import create_sandbox_app
 from tiktok_gateway.sources.request_context import Network, parse_trusted_proxies
 from tiktok_gateway.tags.tiktok.settings import TikTokTagSettings
-from tiktok_gateway.telemetry import Telemetry
+from tiktok_gateway.telemetry import Telemetry, config_secrets
 
 # Token-less tags post here; the HTTP client routes this origin to the in-process sandbox.
 SANDBOX_ORIGIN = "http://tiktok-sandbox.internal"
@@ -102,6 +102,7 @@ async def start_runtime(
         sandbox=sandbox,
     )
     runtime.observers.add(runtime.telemetry)
+    runtime.telemetry.set_secrets(config_secrets(config))  # masked in every log line
     runtime.observers.add(runtime.debug)
     gateway = config.gateway
     runtime.worker = DeliveryWorker(

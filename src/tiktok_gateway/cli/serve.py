@@ -15,6 +15,7 @@ from tiktok_gateway.config import Config
 from tiktok_gateway.sandbox.app import create_sandbox_app
 from tiktok_gateway.sandbox.faults import FaultSettings
 from tiktok_gateway.sandbox.server import run_sandbox
+from tiktok_gateway.telemetry.logs import configure_from_environment
 
 # A GA4 purchase hit as gtag.js sends it, for the first try after `make run`.
 SAMPLE_HIT = (
@@ -69,6 +70,10 @@ def serve_command(
     }
     config = config_or_fail(config_path, overrides)
     gateway = config.gateway
+    try:  # GATEWAY_LOG_FORMAT=json|console, GATEWAY_LOG_LEVEL: uvicorn's lines take the same form
+        configure_from_environment()
+    except ValueError as exc:
+        fail(str(exc))
     click.echo(_describe(config, gateway.host, gateway.port), err=True)
     server = uvicorn.Server(
         uvicorn.Config(
@@ -79,6 +84,7 @@ def serve_command(
             http="httptools",
             lifespan="on",
             access_log=False,
+            log_config=None,  # configured above; uvicorn's loggers propagate to the root handler
             log_level="warning",
             ws="none",
             timeout_graceful_shutdown=int(gateway.shutdown_seconds) + 1,

@@ -1,0 +1,216 @@
+"""Structured logs: structlog for our own lines, the same formatter for stdlib ``logging``.
+
+``configure_logging`` is called once by ``tiktok-gateway serve`` (``GATEWAY_LOG_FORMAT=json`` or
+``console``, ``GATEWAY_LOG_LEVEL``): JSON lines in production, readable key=value lines in a
+terminal. Lines from the standard ``logging`` module (the worker, the ledger, uvicorn) go
+through structlog's ``ProcessorFormatter`` on the root handler, so every line has the same keys:
+``event``, ``level``, ``logger``, ``timestamp`` and the line's own fields.
+
+Nothing secret or personal is logged on purpose (only counts, ids and stable reasons), and a last
+processor scrubs every line anyway (``scrub``): the configured secrets (access tokens, admin and
+ingest tokens, Measurement Protocol api secrets) and anything that looks like an e-mail address
+are masked in every field; in free-text fields (messages, exceptions) long digit runs (phone
+numbers) are masked too. Id fields (``request_id``, ``tiktok_request_id``) keep their digits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from typing import Any, TextIO
+from urllib.parse import quote
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from tiktok_gateway.config import Config
+
+__all__ = [
+    "EMAIL_MASK",
+    "NUMBER_MASK",
+    "SECRET_MASK",
+    "config_secrets",
+    "configure_from_environment",
+    "configure_logging",
+    "register_secrets",
+    "scrub",
+]
+
+SECRET_MASK = "[secret]"
+EMAIL_MASK = "[email]"
+NUMBER_MASK = "[number]"
+
+# Shorter "secrets" would mask ordinary words; real tokens and api secrets are much longer.
+MIN_SECRET_LENGTH = 4
+
+# local@domain.tld, also URL-encoded (local%40domain.tld).
+_EMAIL = re.compile(r"[\w.+%-]+(?:@|%40)[\w-]+(?:\.[\w-]+)+", re.IGNORECASE)
+# Seven or more digits, possibly split by spaces, dots, dashes, slashes or parentheses (also
+# URL-encoded: %20, %28, ...), with a leading + (or %2B).
+_NUMBER = re.compile(
+    r"(?:\+|%2B)?(?:\(|%28)?\d(?:(?:[\s().\-/]|%2[0-9A-F]){0,3}\d){6,}", re.IGNORECASE
+)
+
+# Fields that hold ids or timestamps: digits are expected there (secrets and e-mails still masked).
+_ID_FIELDS = frozenset({"timestamp", "request_id", "tiktok_request_id", "level", "logger"})
+
+_HANDLER_NAME = "tiktok_gateway"
+# Libraries that log every HTTP request at info level (with its URL): warnings only.
+QUIET_LOGGERS = ("httpx", "httpcore")
+
+# Every secret the running process knows of (a process may run several apps in tests).
+_known_secrets: set[str] = set()
+_secret_order: tuple[str, ...] = ()
+
+
+def _ordered(values: Iterable[str]) -> tuple[str, ...]:
+    """Secret values and their URL-encoded forms, longest first (a secret inside another)."""
+    variants = set()
+    for value in values:
+        if len(value) >= MIN_SECRET_LENGTH:
+            variants.update({value, quote(value, safe=""), quote(value)})
+    return tuple(sorted(variants, key=len, reverse=True))
+
+
+def scrub(text: str, secrets: Iterable[str] = (), *, numbers: bool = True) -> str:
+    """``text`` with the ``secrets``, e-mail addresses and (``numbers``) phone-like digit runs
+    masked as ``[secret]``, ``[email]`` and ``[number]``."""
+    return _scrub(text, _ordered(secrets), numbers)
+
+
+def _scrub(text: str, ordered: tuple[str, ...], numbers: bool) -> str:
+    for secret in ordered:
+        if secret in text:
+            text = text.replace(secret, SECRET_MASK)
+    if "@" in text or "%40" in text:
+        text = _EMAIL.sub(EMAIL_MASK, text)
+    if numbers:
+        text = _NUMBER.sub(NUMBER_MASK, text)
+    return text
+
+
+def register_secrets(values: Iterable[str]) -> None:
+    """Add secret values every log line is scrubbed of (from now on, in this process)."""
+    global _secret_order
+    new = {value for value in values if len(value) >= MIN_SECRET_LENGTH}
+    if not new <= _known_secrets:
+        _known_secrets.update(new)
+        _secret_order = _ordered(_known_secrets)
+
+
+def config_secrets(config: Config) -> list[str]:
+    """The secret values of a configuration: access tokens, admin/ingest tokens, api secrets."""
+    gateway = config.gateway
+    found = [tag.access_token for tag in config.tags if tag.access_token is not None]
+    found += [token for token in (gateway.admin_token, gateway.ingest_token) if token is not None]
+    found += list(gateway.mp_api_secrets.values())
+    return [secret.get_secret_value() for secret in found if secret.get_secret_value()]
+
+
+def _scrub_value(value: Any, numbers: bool) -> Any:
+    if isinstance(value, str):
+        return _scrub(value, _secret_order, numbers)
+    if isinstance(value, Mapping):
+        return {key: _scrub_value(item, numbers) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub_value(item, numbers) for item in value]
+    return value
+
+
+def scrub_processor(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """The structlog processor that scrubs every field of a line (see the module docstring)."""
+    for key, value in event_dict.items():
+        if isinstance(value, str | Mapping | list | tuple):
+            event_dict[key] = _scrub_value(value, key not in _ID_FIELDS)
+    return event_dict
+
+
+_FIRST_KEYS = ("timestamp", "level", "logger", "event")
+
+
+def _leading_keys(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """The common keys first, so JSON lines read like log lines."""
+    return {
+        **{key: event_dict[key] for key in _FIRST_KEYS if key in event_dict},
+        **{key: value for key, value in event_dict.items() if key not in _FIRST_KEYS},
+    }
+
+
+def _level(level: str) -> int:
+    number = logging.getLevelNamesMapping().get(level.strip().upper())
+    if number is None:
+        raise ValueError(f"unknown log level {level!r}: use debug, info, warning or error")
+    return number
+
+
+def configure_logging(
+    *, json: bool | None = None, level: str = "info", stream: TextIO | None = None
+) -> None:
+    """Send structlog and stdlib ``logging`` lines to ``stream`` (default stderr), one shape.
+
+    ``json``: JSON lines (``True``), console lines (``False``), or JSON unless ``stream`` is a
+    terminal (``None``). Calling it again replaces the earlier set-up.
+    """
+    out = stream if stream is not None else sys.stderr
+    tty = bool(getattr(out, "isatty", lambda: False)())
+    as_json = not tty if json is None else json
+    number = _level(level)
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderers: list[Processor] = (
+        [_leading_keys, structlog.processors.JSONRenderer(sort_keys=False)]
+        if as_json
+        else [
+            structlog.dev.ConsoleRenderer(
+                colors=tty, exception_formatter=structlog.dev.plain_traceback
+            )
+        ]
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,  # a string, so it is scrubbed too
+            scrub_processor,
+            *renderers,
+        ],
+    )
+    handler = logging.StreamHandler(out)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(number)
+    for name in QUIET_LOGGERS:  # one line per request to TikTok is the delivery line already
+        logging.getLogger(name).setLevel(max(number, logging.WARNING))
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(number),
+        cache_logger_on_first_use=False,
+    )
+
+
+def configure_from_environment(environ: Mapping[str, str] | None = None) -> None:
+    """``configure_logging`` from ``GATEWAY_LOG_FORMAT`` (``json``, ``console``; unset: JSON
+    unless stderr is a terminal) and ``GATEWAY_LOG_LEVEL`` (default ``info``).
+
+    Raises ``ValueError`` naming the variable when a value is not understood."""
+    environ = os.environ if environ is None else environ
+    fmt = environ.get("GATEWAY_LOG_FORMAT", "").strip().lower()
+    formats: dict[str, bool | None] = {"": None, "auto": None, "json": True, "console": False}
+    if fmt not in formats:
+        raise ValueError("GATEWAY_LOG_FORMAT: use json or console")
+    try:
+        configure_logging(json=formats[fmt], level=environ.get("GATEWAY_LOG_LEVEL") or "info")
+    except ValueError as exc:
+        raise ValueError(f"GATEWAY_LOG_LEVEL: {exc}") from None

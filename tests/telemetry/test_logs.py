@@ -1,0 +1,233 @@
+"""One log line per hit and per delivery, one shape for structlog and stdlib lines (item 3)."""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+
+import pytest
+import structlog
+from structlog.testing import capture_logs
+
+from tests.harness import config_of, running
+from tests.telemetry.helpers import HIT, json_lines, run
+from tiktok_gateway.delivery.ledger import DeliveryResult
+from tiktok_gateway.observe import HitRecord
+from tiktok_gateway.telemetry import Telemetry, configure_logging, scrub
+from tiktok_gateway.telemetry.logs import configure_from_environment
+
+SHAPE = {"event", "level", "logger", "timestamp"}
+
+
+def test_one_hit_line_per_request_with_its_request_id(log_stream: io.StringIO) -> None:
+    environ = {"GATEWAY_INGEST_TOKEN": "ingest-secret"}
+
+    async def scenario() -> list[str]:
+        async with running(config_of(environ)) as gw:
+            answers = [
+                await gw.client.get(f"/g/collect?{HIT}"),
+                await gw.client.post("/g/collect?v=2&tid=G-1&cid=1.2", content="en=a\r\nfoo=b"),
+                await gw.client.get("/g/collect?v=1&tid=G-1&en=x"),
+                await gw.client.post("/events", json={"event_name": "Lead"}),
+                await gw.client.post(
+                    "/mp/collect?measurement_id=G-1&api_secret=x",
+                    json={"client_id": "1.2", "events": [{"name": "purchase"}]},
+                ),
+            ]
+            return [answer.headers["x-request-id"] for answer in answers]
+
+    request_ids = run(scenario())
+    hits = [line for line in json_lines(log_stream.getvalue()) if line["event"] == "hit"]
+    assert [line["request_id"] for line in hits] == request_ids
+    first, partial, invalid, refused, mp = hits
+    assert first["source"] == "ga4"
+    assert (first["status"], first["outcome"], first["events"], first["queued"]) == (
+        204,
+        "accepted",
+        1,
+        1,
+    )
+    assert first["dropped"] == {}
+    assert first["errors"] == 0
+    assert first["error"] is None
+    assert first["ms"] >= 0
+    assert set(first) >= SHAPE
+    assert first["level"] == "info"
+    assert (partial["outcome"], partial["errors"], partial["queued"]) == ("partial", 1, 1)
+    assert (invalid["status"], invalid["error"]) == (400, "unsupported_protocol_version")
+    assert (refused["source"], refused["status"], refused["error"]) == (
+        "events",
+        401,
+        "unauthorized",
+    )
+    assert mp["source"] == "mp"
+
+
+def test_one_delivery_line_per_batch(log_stream: io.StringIO) -> None:
+    async def scenario() -> None:
+        async with running() as gw:
+            for _ in range(3):
+                await gw.client.get(f"/g/collect?{HIT}")
+            assert gw.runtime.worker is not None
+            await gw.runtime.worker.drain()
+
+    run(scenario())
+    lines = [line for line in json_lines(log_stream.getvalue()) if line["event"] == "delivery"]
+    (line,) = lines
+    assert line["tag"] == "default"
+    assert (line["outcome"], line["events"], line["code_class"]) == ("delivered", 3, "ok")
+    assert line["tiktok_request_id"]
+    assert line["latency_ms"] >= 0
+    assert line["level"] == "info"
+    assert set(line) >= SHAPE
+
+
+def test_failed_deliveries_are_warnings_with_tiktoks_words(log_stream: io.StringIO) -> None:
+    async def scenario() -> None:
+        async with running() as gw:
+            await gw.client.get(f"/g/collect?{HIT}")
+            await gw.client.post("/sandbox/outage")
+            assert gw.runtime.worker is not None
+            await gw.runtime.worker.drain()
+
+    run(scenario())
+    (line,) = [line for line in json_lines(log_stream.getvalue()) if line["event"] == "delivery"]
+    assert (line["outcome"], line["level"], line["code_class"]) == ("retry", "warning", "server")
+    assert line["message"] == "HTTP 503"
+
+
+def test_stdlib_lines_have_the_same_shape(log_stream: io.StringIO) -> None:
+    logger = logging.getLogger("tiktok_gateway.delivery.worker")
+    logger.warning("tag %s paused: %s", "default", "token_invalid")
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        logger.exception("delivery step failed")
+    structlog.get_logger("tiktok_gateway.test").info("own", answer=42)
+    paused, failed, own = json_lines(log_stream.getvalue())
+    assert paused["event"] == "tag default paused: token_invalid"
+    assert (paused["level"], paused["logger"]) == ("warning", "tiktok_gateway.delivery.worker")
+    assert set(paused) >= SHAPE
+    assert failed["level"] == "error"
+    assert "RuntimeError: boom" in failed["exception"]
+    assert (own["event"], own["answer"], own["logger"]) == ("own", 42, "tiktok_gateway.test")
+    assert set(own) >= SHAPE
+
+
+def test_levels_below_the_configured_one_are_skipped() -> None:
+    stream = io.StringIO()
+    configure_logging(json=True, level="warning", stream=stream)
+    structlog.get_logger("x").info("quiet")
+    logging.getLogger("y").info("quiet too")
+    structlog.get_logger("x").warning("loud")
+    assert [line["event"] for line in json_lines(stream.getvalue())] == ["loud"]
+    with pytest.raises(ValueError, match="unknown log level"):
+        configure_logging(level="chatty")
+
+
+def test_console_format_for_terminals_and_json_otherwise() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    configure_logging(stream=terminal)  # json=None: console lines on a terminal
+    structlog.get_logger("x").info("hit", request_id="abc", status=204)
+    text = terminal.getvalue()
+    assert "\x1b[" in text  # coloured
+    bare = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    assert "hit" in bare
+    assert "request_id=abc" in bare
+    assert not bare.lstrip().startswith("{")
+    piped = io.StringIO()
+    configure_logging(stream=piped)  # json=None, not a terminal: JSON
+    structlog.get_logger("x").info("hit", request_id="abc")
+    assert json_lines(piped.getvalue())[0]["request_id"] == "abc"
+    plain = io.StringIO()
+    configure_logging(json=False, stream=plain)
+    structlog.get_logger("x").info("hit", request_id="abc")
+    assert "\x1b[" not in plain.getvalue()  # no colours when not on a terminal
+    # configuring again replaced the handler: earlier streams got nothing more
+    assert terminal.getvalue() == text
+
+
+def test_log_format_from_the_environment() -> None:
+    configure_from_environment({"GATEWAY_LOG_FORMAT": "console", "GATEWAY_LOG_LEVEL": "debug"})
+    assert logging.getLogger().level == logging.DEBUG
+    with pytest.raises(ValueError, match="GATEWAY_LOG_FORMAT"):
+        configure_from_environment({"GATEWAY_LOG_FORMAT": "xml"})
+    with pytest.raises(ValueError, match="GATEWAY_LOG_LEVEL"):
+        configure_from_environment({"GATEWAY_LOG_LEVEL": "loud"})
+
+
+def test_capture_logs_sees_the_structured_lines() -> None:
+    telemetry = Telemetry()
+    telemetry.set_secrets(["tok-123456789"])
+    with capture_logs() as lines:
+        telemetry.on_hit(HitRecord("r1", "ga4", 0.0, 204, "accepted", queued=1))
+        telemetry.on_delivery(
+            DeliveryResult(
+                "t",
+                "t|",
+                "rejected",
+                1,
+                40002,
+                "Batch.0.user.email: a@b.co is not tok-123456789 nor +1 415 555 0100",
+                sent=True,
+            )
+        )
+    hit, delivery = lines
+    assert (hit["event"], hit["request_id"], hit["queued"]) == ("hit", "r1", 1)
+    assert delivery["code_class"] == "invalid"
+    assert delivery["log_level"] == "warning"
+    assert delivery["message"] == "Batch.0.user.email: [email] is not [secret] nor [number]"
+
+
+def test_nothing_is_logged_before_logging_is_configured(capsys: pytest.CaptureFixture[str]) -> None:
+    telemetry = Telemetry()
+    telemetry.on_hit(HitRecord("r1", "ga4", 0.0, 204, "accepted"))
+    telemetry.on_delivery(DeliveryResult("t", "t|", "delivered", 1, sent=True))
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", "")
+    assert (
+        telemetry.registry.get_sample_value(
+            "gateway_hits_total", {"source": "ga4", "outcome": "accepted"}
+        )
+        == 1.0
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("mail alice.b+x@shop.example.com now", "mail [email] now"),
+        ("q=alice%40example.com&x=1", "q=[email]&x=1"),
+        ("call +1 (415) 555-0100", "call [number]"),
+        ("call 0151 2345 6789.", "call [number]."),
+        ("tel:+4915123456789", "tel:[number]"),
+        (
+            "Batch.12.properties.value: must be a number",
+            "Batch.12.properties.value: must be a number",
+        ),
+        ("token s3cr3t-token in Bearer s3cr3t-token", "token [secret] in Bearer [secret]"),
+        ("encoded s3cr3t%2Ftoken", "encoded [secret]"),
+        ("short 123456 stays", "short 123456 stays"),
+    ],
+)
+def test_scrub(text: str, expected: str) -> None:
+    assert scrub(text, ["s3cr3t-token", "s3cr3t/token", "ab"]) == expected
+
+
+def test_ids_keep_their_digits_but_free_text_does_not(log_stream: io.StringIO) -> None:
+    structlog.get_logger("x").info(
+        "mail bob@example.com or 5551234567",
+        request_id="1234567890abcdef",
+        tiktok_request_id="20240101123456789",
+        detail="5551234567",
+    )
+    (line,) = json_lines(log_stream.getvalue())
+    assert line["event"] == "mail [email] or [number]"
+    assert line["request_id"] == "1234567890abcdef"
+    assert line["tiktok_request_id"] == "20240101123456789"
+    assert line["detail"] == "[number]"

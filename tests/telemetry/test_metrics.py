@@ -1,0 +1,205 @@
+"""/metrics moves as hits flow and deliveries finish (issue 4, item 2)."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from tests.harness import config_of, running
+from tests.telemetry.helpers import HIT, run, scrape
+from tiktok_gateway.delivery.envelope import group_of
+from tiktok_gateway.delivery.ledger import DeliveryResult
+from tiktok_gateway.delivery.worker import PauseState
+from tiktok_gateway.queue.base import NewItem
+from tiktok_gateway.telemetry import Telemetry
+from tiktok_gateway.telemetry.metrics import CODE_CLASSES, code_class
+
+DENIED = HIT + "&gcs=G100"  # ad_storage denied: the default "respect" policy drops it
+LEAVE = HIT.replace("en=page_view", "en=user_engagement")  # no trigger fires on it
+BATCH = "en=page_view\r\nfoo=bar\r\nen=scroll\r\n"  # the middle line has no event name
+
+
+def test_every_telemetry_has_its_own_registry() -> None:
+    first, second = Telemetry(), Telemetry()
+    assert isinstance(first.registry, CollectorRegistry)
+    assert first.registry is not second.registry
+    first.hits.labels("ga4", "accepted").inc()
+    assert (
+        second.registry.get_sample_value(
+            "gateway_hits_total", {"source": "ga4", "outcome": "accepted"}
+        )
+        == 0.0
+    )
+
+
+def test_metrics_answer_in_the_prometheus_format_with_zero_series() -> None:
+    async def scenario() -> None:
+        async with running() as gw:
+            answer = await gw.client.get("/metrics")
+            assert answer.status_code == 200
+            assert answer.headers["content-type"].startswith("text/plain; version=")
+            metrics = await scrape(gw.client)
+            assert metrics("gateway_hits_total", source="ga4", outcome="accepted") == 0
+            assert metrics("gateway_events_dropped_total", reason="unrouted") == 0
+            assert metrics("gateway_events_mapped_total", tag="default") == 0
+            assert metrics("gateway_tag_paused", tag="default") == 0
+            assert metrics("gateway_queue_up") == 1
+            assert metrics("gateway_queue_depth") == 0
+            assert metrics("gateway_dead_letters") == 0
+            assert metrics("gateway_delivery_in_flight") == 0
+
+    run(scenario())
+
+
+def test_hit_counters_and_queue_gauges_move_as_hits_flow() -> None:
+    environ = {"GATEWAY_INGEST_TOKEN": "ingest-secret", "GATEWAY_MAX_BODY_BYTES": "1000"}
+
+    async def scenario() -> None:
+        async with running(config_of(environ)) as gw:
+            client = gw.client
+            assert (await client.get(f"/g/collect?{HIT}")).status_code == 204
+            assert (await client.get(f"/g/collect?{HIT}")).status_code == 204
+            metrics = await scrape(client)
+            assert metrics("gateway_hits_total", source="ga4", outcome="accepted") == 2
+            assert metrics("gateway_events_received_total", source="ga4") == 2
+            assert metrics("gateway_events_mapped_total", tag="default") == 2
+            assert metrics("gateway_request_seconds_count", source="ga4") == 2
+            assert metrics("gateway_queue_depth") == 2
+            assert metrics("gateway_queue_oldest_age_seconds") >= 0
+
+            await client.get(f"/g/collect?{DENIED}")
+            await client.get(f"/g/collect?{LEAVE}")
+            batch = await client.post("/g/collect?v=2&tid=G-1&cid=1.2", content=BATCH)
+            assert batch.status_code == 400
+            assert (await client.get("/g/collect?v=1&tid=G-1&en=x")).status_code == 400
+            assert (await client.post("/events", json={"event_name": "x"})).status_code == 401
+            too_large = await client.post(f"/g/collect?{HIT}", content=b"en=x&" + b"a" * 2000)
+            assert too_large.status_code == 413
+            metrics = await scrape(client)
+            assert metrics("gateway_hits_total", source="ga4", outcome="accepted") == 4
+            assert metrics("gateway_hits_total", source="ga4", outcome="partial") == 1
+            assert metrics("gateway_hits_total", source="ga4", outcome="invalid") == 1
+            assert metrics("gateway_hits_total", source="ga4", outcome="too_large") == 1
+            assert metrics("gateway_hits_total", source="events", outcome="unauthorized") == 1
+            assert metrics("gateway_events_dropped_total", reason="consent") == 1
+            assert metrics("gateway_events_dropped_total", reason="unrouted") == 1
+            assert (
+                metrics("gateway_events_invalid_total", source="ga4", reason="missing_event_name")
+                == 1
+            )
+            assert (
+                metrics(
+                    "gateway_hit_errors_total", source="ga4", reason="unsupported_protocol_version"
+                )
+                == 1
+            )
+            assert metrics("gateway_hit_errors_total", source="ga4", reason="body_too_large") == 1
+            assert metrics("gateway_hit_errors_total", source="events", reason="unauthorized") == 1
+            # 2 + the denied one + the unrouted one + 2 lines of the batch
+            assert metrics("gateway_events_received_total", source="ga4") == 6
+            assert metrics("gateway_events_mapped_total", tag="default") == 4
+            assert metrics("gateway_queue_depth") == 4
+            assert metrics("gateway_request_seconds_count", source="ga4") == 7
+
+    run(scenario())
+
+
+def test_delivery_counters_after_a_drain() -> None:
+    async def scenario() -> None:
+        async with running() as gw:
+            for _ in range(3):
+                await gw.client.get(f"/g/collect?{HIT}")
+            assert gw.runtime.worker is not None
+            await gw.runtime.worker.drain()
+            metrics = await scrape(gw.client)
+            assert metrics("gateway_delivery_events_total", tag="default", outcome="delivered") == 3
+            assert metrics("gateway_delivery_requests_total", tag="default", code_class="ok") == 1
+            assert metrics("gateway_delivery_request_seconds_count", tag="default") == 1
+            assert metrics("gateway_delivery_batch_events_count") == 1
+            assert metrics("gateway_delivery_batch_events_sum") == 3
+            assert metrics("gateway_queue_depth") == 0
+            assert metrics("gateway_queue_leased") == 0
+
+    run(scenario())
+
+
+def test_server_errors_count_as_retries_of_class_server() -> None:
+    async def scenario() -> None:
+        async with running() as gw:
+            await gw.client.get(f"/g/collect?{HIT}")
+            assert (await gw.client.post("/sandbox/outage")).status_code == 200
+            assert gw.runtime.worker is not None
+            await gw.runtime.worker.drain()
+            metrics = await scrape(gw.client)
+            assert metrics("gateway_delivery_events_total", tag="default", outcome="retry") == 1
+            assert (
+                metrics("gateway_delivery_requests_total", tag="default", code_class="server") == 1
+            )
+            assert metrics("gateway_queue_depth") == 1  # waiting for its retry
+            assert (
+                metrics.get("gateway_delivery_events_total", tag="default", outcome="delivered")
+                is None
+            )
+
+    run(scenario())
+
+
+def test_dead_letters_gauge_and_unreadable_items() -> None:
+    async def scenario() -> None:
+        async with running() as gw:
+            await gw.queue.put([NewItem(group_of("default", None), b"{not json")])
+            assert gw.runtime.worker is not None
+            await gw.runtime.worker.drain()
+            metrics = await scrape(gw.client)
+            assert metrics("gateway_dead_letters") == 1
+            assert metrics("gateway_queue_depth") == 0
+            outcome = "invalid_payload"
+            assert metrics("gateway_delivery_events_total", tag="default", outcome=outcome) == 1
+            # never sent to TikTok: no request counted
+            assert metrics("gateway_delivery_batch_events_count") == 0
+
+    run(scenario())
+
+
+def test_paused_tags_show_at_scrape_time() -> None:
+    async def scenario() -> None:
+        async with running() as gw:
+            worker = gw.runtime.worker
+            assert worker is not None
+            worker.paused["default"] = PauseState("token_invalid", 40105, "bad token", 0.0, 1e12)
+            metrics = await scrape(gw.client)
+            assert metrics("gateway_tag_paused", tag="default") == 1
+            del worker.paused["default"]
+            assert (await scrape(gw.client))("gateway_tag_paused", tag="default") == 0
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("kind", "code", "message", "expected"),
+    [
+        ("delivered", None, "OK", "ok"),
+        ("partial", 20001, "partial", "partial"),
+        ("rejected", 40002, "Batch.0.event: required", "invalid"),
+        ("bisect", 40000, "invalid params", "invalid"),
+        ("split", 40061, "too large", "too_large"),
+        ("split", None, "HTTP 413", "too_large"),
+        ("paused", 40105, "token invalid", "auth"),
+        ("paused", None, "HTTP 401", "auth"),
+        ("retry", 40100, "throttled", "throttled"),
+        ("retry", None, "HTTP 429", "throttled"),
+        ("retry", 50002, "busy", "server"),
+        ("retry", None, "HTTP 503", "server"),
+        ("retry", None, "ConnectError: refused", "transport"),
+        ("expired", None, "ReadTimeout: timed out", "transport"),
+        ("retry", None, "HTTP 408", "transport"),
+        ("retry", None, "HTTP 200 without a TikTok answer", "unexpected"),
+        ("retry", 0, "OK", "unexpected"),
+        ("retries_exhausted", 12345, "what", "unknown"),
+        ("retry", 44444, "new code", "invalid"),
+    ],
+)
+def test_code_classes(kind: str, code: int | None, message: str, expected: str) -> None:
+    result = DeliveryResult("t", "t|", kind, 1, code, message, sent=True)
+    assert code_class(result) == expected
+    assert expected in CODE_CLASSES
