@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from urllib.parse import quote
 
 import click
 import uvicorn
+from starlette.applications import Starlette
 
 from tiktok_gateway.app import SANDBOX_MOUNT, create_app
 from tiktok_gateway.cli.common import CONFIG_OPTION, config_or_fail, fail
 from tiktok_gateway.config import Config
+from tiktok_gateway.runtime import Runtime
 from tiktok_gateway.sandbox.app import create_sandbox_app
 from tiktok_gateway.sandbox.faults import FaultSettings
 from tiktok_gateway.sandbox.server import run_sandbox
@@ -40,6 +43,21 @@ def _describe(config: Config, host: str, port: int) -> str:
         lines.append("See what the sandbox accepted:")
         lines.append(f"  curl -s {base}{SANDBOX_MOUNT}/events")
     return "\n".join(lines)
+
+
+class _GatewayServer(uvicorn.Server):
+    """uvicorn waits for open responses before the lifespan ends; /debug streams never end by
+    themselves, so they are closed first, or every stop would wait for the full grace period."""
+
+    def __init__(self, config: uvicorn.Config, app: Starlette) -> None:
+        super().__init__(config)
+        self._app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        runtime: Runtime | None = getattr(self._app.state, "runtime", None)
+        if runtime is not None:
+            runtime.debug.close()
+        await super().shutdown(sockets)
 
 
 @click.command("serve")
@@ -75,9 +93,10 @@ def serve_command(
     except ValueError as exc:
         fail(str(exc))
     click.echo(_describe(config, gateway.host, gateway.port), err=True)
-    server = uvicorn.Server(
+    app = create_app(config)
+    server = _GatewayServer(
         uvicorn.Config(
-            create_app(config),
+            app,
             host=gateway.host,
             port=gateway.port,
             loop="uvloop",
@@ -88,7 +107,8 @@ def serve_command(
             log_level="warning",
             ws="none",
             timeout_graceful_shutdown=int(gateway.shutdown_seconds) + 1,
-        )
+        ),
+        app,
     )
     server.run()
 
