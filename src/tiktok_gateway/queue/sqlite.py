@@ -150,6 +150,16 @@ def _dead_letter(now: float, letters: Sequence[DeadLetter], conn: sqlite3.Connec
     conn.executemany("DELETE FROM items WHERE id = ?", [(n,) for n in first])
 
 
+def _execute_many(sql: str, rows: Sequence[tuple[object, ...]], conn: sqlite3.Connection) -> None:
+    """``executemany`` whose cursor is closed here, on the database thread.
+
+    A cursor returned to the event loop's thread would be finalised there, while this thread
+    uses the connection: sqlite3 then fails with "bad parameter or other API misuse" (seen under
+    load by bench/delivery.py, where it released a batch TikTok had accepted).
+    """
+    conn.executemany(sql, rows).close()
+
+
 def _replay(now: float, ids: Sequence[str] | None, conn: sqlite3.Connection) -> int:
     if ids is None:
         numbers = [int(row[0]) for row in conn.execute("SELECT id FROM dead ORDER BY id")]
@@ -293,7 +303,7 @@ class SQLiteQueue:
     async def ack(self, ids: Sequence[str]) -> None:
         numbers = [(p[0],) for p in map(parse_lease_id, ids) if p]
         if numbers:
-            await self._write(lambda c: c.executemany("DELETE FROM items WHERE id = ?", numbers))
+            await self._write(partial(_execute_many, "DELETE FROM items WHERE id = ?", numbers))
 
     async def nack(self, ids: Sequence[str], delay: float) -> None:
         now = self._clock()
@@ -303,7 +313,7 @@ class SQLiteQueue:
             " WHERE id = ? AND leases = ? AND lease_until > ?"
         )
         if rows:
-            await self._write(lambda c: c.executemany(sql, rows))
+            await self._write(partial(_execute_many, sql, rows))
 
     async def release(self, ids: Sequence[str]) -> None:
         now = self._clock()
@@ -313,7 +323,7 @@ class SQLiteQueue:
             " WHERE id = ? AND leases = ? AND lease_until > ?"
         )
         if rows:
-            await self._write(lambda c: c.executemany(sql, rows))
+            await self._write(partial(_execute_many, sql, rows))
 
     async def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
         if letters:
