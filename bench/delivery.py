@@ -1,0 +1,230 @@
+"""Delivery throughput: events/s the gateway drains from its SQLite queue into TikTok, batched.
+
+Set-up: the standalone sandbox (``tiktok-gateway sandbox``, no faults) stands in for TikTok on CPU
+1; the gateway (``tiktok-gateway serve``, TIKTOK_ACCESS_TOKEN + TIKTOK_API_URL) runs on CPU 0.
+Each round pre-loads ``--events`` events with ``POST /events`` (lists of 1000: page_view,
+view_item, add_to_cart with items, purchase with e-mail and phone) into a gateway whose token the
+sandbox refuses, so its tag pauses and the queue only fills (ingest is not measured). That
+gateway stops; a new one with the right token starts on the same queue file and drains it. Every
+0.2 s the bench reads the sandbox's ``accepted_total``, every 2 s the gateway's ``/readyz``.
+
+Reading it: "events/s" is the MEDIAN of the per-second rates while the queue drains (the first
+and last, partial, seconds left out); "overall": events over the time from the first accepted
+event to the last; "per CPU-s": events per second of gateway CPU time (the number to trust when
+"others", what other processes took of CPU 0 meanwhile, is high). "gw CPU" and "tiktok CPU" are
+each process's share of one core. "max depth"/"max leased" show that the queue only shrinks and
+the worker holds a bounded number of events; RSS: the draining gateway's peak (VmHWM).
+Target: >= 20,000 events/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+import httpx
+
+UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126"
+KINDS = ("page_view", "view_item", "page_view", "add_to_cart", "page_view", "view_item", "purchase")
+TOKEN, SERVER_CPU, TIKTOK_CPU = "bench-delivery-token", 0, 1
+
+
+def _event(n: int, rng: random.Random) -> dict[str, Any]:
+    """One ``/events`` entry (SPEC 4 keys); every 7th a purchase with user data."""
+    kind = KINDS[n % len(KINDS)]
+    event: dict[str, Any] = {
+        "event_name": kind,
+        "x-ttq-event-id": f"bench-{n}",
+        "client_id": f"{rng.randint(10**8, 10**9)}.1746564151",
+        "page_location": f"https://shop.example.de/p/{n % 5000}?utm_source=tiktok&ttclid=E.C.{n}",
+        "x-ttq-ct-ip-address": f"203.0.113.{n % 250}",
+        "x-ttq-ct-user-agent": UA,
+    }
+    if kind != "page_view":
+        prices = [rng.randint(500, 9999) / 100 for _ in range(3 if kind == "add_to_cart" else 1)]
+        items = [
+            {"item_id": f"SKU-{rng.randint(1, 9999)}", "item_name": "Stan and Friends Tee",
+             "item_brand": "Google", "price": price, "quantity": 1}
+            for price in prices
+        ]  # fmt: skip
+        event |= {"currency": "EUR", "value": round(sum(prices), 2), "items": items}
+    if kind == "purchase":
+        event |= {"transaction_id": f"T-{n}", "x-ttq-ud-email": f"buyer.{n}@example.com"}
+        event["x-ttq-ud-phone"] = f"+49151{rng.randint(10**7, 10**8 - 1)}"
+    return event
+
+
+def _cpu_seconds(pid: int | None) -> float:  # utime + stime of all its threads; None: CPU 0 busy
+    if pid is None:
+        ticks = [int(x) for x in Path("/proc/stat").read_text().split("cpu0 ")[1].split()[:8]]
+        return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(map(int, fields[11:13])) / os.sysconf("SC_CLK_TCK")
+
+
+def _peak_rss(pid: int) -> float:
+    words = Path(f"/proc/{pid}/status").read_text().split()
+    return int(words[words.index("VmHWM:") + 1]) / 1024
+
+
+def _start(args: list[str], env: dict[str, str], cpu: int, log: Path) -> subprocess.Popen[bytes]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TIKTOK_", "GATEWAY_"))}
+    with log.open("ab") as out:
+        proc = subprocess.Popen(args, env={**clean, **env}, stdout=out, stderr=out)
+    os.sched_setaffinity(proc.pid, {cpu})
+    for _ in range(400):  # until it listens: 20 s at most
+        with socket.socket() as probe:
+            if proc.poll() is not None or probe.connect_ex(("127.0.0.1", int(args[-1]))) == 0:
+                break
+        time.sleep(0.05)
+    if proc.poll() is not None:
+        raise RuntimeError(f"{args} exited with {proc.returncode}; see {log}")
+    return proc
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _preload(url: str, bodies: list[bytes], parallel: int) -> float:
+    """POST every body to ``url``/events, ``parallel`` at a time; returns the seconds it took."""
+    began = time.perf_counter()
+    with httpx.Client(base_url=url, timeout=60) as client, ThreadPoolExecutor(parallel) as pool:
+        for answer in pool.map(lambda body: client.post("/events", content=body), bodies):
+            if answer.status_code != 200:
+                raise RuntimeError(f"/events answered {answer.status_code}: {answer.text[:300]}")
+    return time.perf_counter() - began
+
+
+def _drain(gateway: str, tiktok: str, total: int, pids: tuple[int, int]) -> dict[str, Any]:
+    """Until the sandbox has ``total`` events (or 5 s without progress): its ``accepted_total``
+    every 0.2 s, the gateway's queue every 2 s. Rates are over whole seconds inside the drain."""
+    samples: list[tuple[float, int]] = []  # (time, accepted_total)
+    depth = leased = 0
+    cpu = [_cpu_seconds(pid) for pid in (*pids, None)]
+    began = time.perf_counter()
+    with httpx.Client(timeout=10) as client:
+        while len(samples) < 25 or samples[-1][1] > samples[-25][1]:
+            listing = client.get(f"{tiktok}/sandbox/events", params={"limit": 0}).json()
+            samples.append((time.perf_counter(), listing["accepted_total"]))
+            if len(samples) % 10 == 1 or samples[-1][1] >= total:  # count(*) is not free
+                queue = client.get(f"{gateway}/readyz").json()["queue"]
+                depth, leased = max(depth, queue["depth"]), max(leased, queue["leased"])
+                if samples[-1][1] >= total and queue["depth"] == 0:
+                    break
+            time.sleep(max(0.0, samples[-1][0] + 0.2 - time.perf_counter()))
+    wall = time.perf_counter() - began
+    inside = [(at, accepted) for at, accepted in samples if 0 < accepted < total]
+    rates = [
+        (inside[i + 5][1] - inside[i][1]) / (inside[i + 5][0] - inside[i][0])
+        for i in range(0, len(inside) - 5, 5)
+    ]
+    idle = [at for at, accepted in samples if accepted == 0]
+    done = [at for at, accepted in samples if accepted >= total]
+    span = done[0] - idle[-1] if idle and done else wall  # +- 0.2 s
+    return {
+        "rates": rates,
+        "overall": samples[-1][1] / span,
+        "per_cpu": samples[-1][1] / max(_cpu_seconds(pids[0]) - cpu[0], 1e-9),
+        "accepted": samples[-1][1],
+        "max_depth": depth,
+        "max_leased": leased,
+        "gw_cpu": (gateway_cpu := _cpu_seconds(pids[0]) - cpu[0]) / wall,
+        "tiktok_cpu": (_cpu_seconds(pids[1]) - cpu[1]) / wall,
+        "others": (_cpu_seconds(None) - cpu[2] - gateway_cpu) / wall,
+        "rss": _peak_rss(pids[0]),
+        "end": queue,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000, help="pre-loaded per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--parallel", type=int, default=4, help="concurrent /events POSTs")
+    parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the gateway")
+    args = parser.parse_args()
+    os.sched_setaffinity(0, {TIKTOK_CPU})
+    cpu = Path("/proc/cpuinfo").read_text().split("model name")[1].split("\n")[0].strip(" :\t")
+    print(f"machine: Linux {os.uname().release}, {os.cpu_count()} x {cpu}, {sys.version[:6]}")
+    rng = random.Random(20250606)
+    events = [_event(n, rng) for n in range(args.events)]
+    bodies = [json.dumps(events[i : i + 1000]).encode() for i in range(0, len(events), 1000)]
+    print(
+        f"{len(events):,} events in {len(bodies)} POSTs of {len(bodies[0]) / 1000:.0f} bytes/event"
+    )
+    tmp = Path(tempfile.mkdtemp(prefix="bench-delivery-"))
+    log = tmp / "servers.log"
+    ports = []
+    for _ in range(2):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
+    gateway_url, tiktok_url = (f"http://127.0.0.1:{port}" for port in ports)
+    cli = [sys.executable, "-m", "tiktok_gateway"]
+    tiktok = _start(
+        [*cli, "sandbox", "--access-token-env", "TOKEN", "--port", str(ports[1])],
+        {"TOKEN": TOKEN}, TIKTOK_CPU, log,
+    )  # fmt: skip
+    serve = [*cli, "serve", "--host", "127.0.0.1", "--port", str(ports[0])]
+    results: list[dict[str, Any]] = []
+    try:
+        for n in range(1, args.rounds + 1):
+            env = {"TIKTOK_PIXEL_CODE": "CBENCHDELIVERY", "TIKTOK_API_URL": tiktok_url}
+            env |= {"GATEWAY_DATA_DIR": str(tmp / f"queue{n}"), "TIKTOK_ACCESS_TOKEN": "refused"}
+            env |= {"GATEWAY_PROBE_INTERVAL_SECONDS": "3600"}  # paused until it stops
+            env |= dict(kv.split("=", 1) for kv in args.env)
+            loader = _start(serve, env, SERVER_CPU, log)
+            seconds = _preload(gateway_url, bodies, args.parallel)
+            queued = httpx.get(f"{gateway_url}/readyz").json()["queue"]
+            _stop(loader)
+            httpx.delete(f"{tiktok_url}/sandbox/events")  # totals back to 0
+            print(f"round {n}: pre-loaded {len(events) / seconds:,.0f} events/s; queue {queued}")
+            drainer = _start(serve, env | {"TIKTOK_ACCESS_TOKEN": TOKEN}, SERVER_CPU, log)
+            try:
+                result = _drain(gateway_url, tiktok_url, len(events), (drainer.pid, tiktok.pid))
+            finally:
+                _stop(drainer)
+            rates = " ".join(f"{rate:,.0f}" for rate in result["rates"])
+            print(f"  accepted {result['accepted']:,} of {len(events):,}; events/s: {rates}")
+            print(f"  queue at the end: {result.pop('end')}")
+            results.append(result)
+    finally:
+        _stop(tiktok)
+    shutil.rmtree(tmp, ignore_errors=True)  # kept with the servers' log when a run fails
+    print(
+        f"\nMEDIANs of {len(results)} rounds; gateway on CPU {SERVER_CPU}, sandbox on {TIKTOK_CPU}"
+    )
+    per_second = [rate for r in results for rate in r["rates"]]
+    med = {key: median(r[key] for r in results) for key in results[0] if key != "rates"}
+    print(f"{'events/s':>10}{'overall':>10}{'per CPU-s':>10}{'max depth':>10}{'max leased':>11}"
+          f"{'gw CPU':>8}{'tiktok CPU':>11}{'others':>8}{'peak RSS':>10}"
+          f"{'accepted':>11}")  # fmt: skip
+    print(f"{median(per_second):>10,.0f}{med['overall']:>10,.0f}{med['per_cpu']:>10,.0f}"
+          f"{med['max_depth']:>10,.0f}{med['max_leased']:>11,.0f}{100 * med['gw_cpu']:>7.0f}%"
+          f"{100 * med['tiktok_cpu']:>10.0f}%{100 * med['others']:>7.0f}%{med['rss']:>7.0f} MiB"
+          f"{sum(r['accepted'] for r in results):>11,}")  # fmt: skip
+    ok = median(per_second) >= 20_000
+    print(f"target >= 20,000 events/s: {'met' if ok else 'MISSED'} ({len(per_second)} seconds)")
+
+
+if __name__ == "__main__":
+    main()
