@@ -31,8 +31,14 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Benchmarks print numbers (docs/performance.md explains them); they are not tests.
+# bench/ingest.py drives the closed loop with wrk, a Debian package.
 bench: install
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/mapping.py
+	$(BIN)/python bench/queue_commit.py
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/delivery.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +21,9 @@ import httpx
 import pytest
 import uvicorn
 from playwright.sync_api import Page, expect, sync_playwright
+from starlette.applications import Starlette
 
+from tests.servers import served_in_thread
 from tiktok_gateway.app import create_app
 from tiktok_gateway.config import Config, load_config
 from tiktok_gateway.delivery.envelope import Envelope
@@ -91,42 +90,26 @@ def prepared_queue() -> tuple[MemoryQueue, str]:
     return queue, asyncio.run(fill())
 
 
+def _uvicorn_config(app: Starlette, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        ws="none",
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
 @contextmanager
 def served(config: Config, queue: MemoryQueue) -> Iterator[str]:
     """The gateway behind uvicorn (uvloop, httptools) on a free loopback port; its base URL."""
-    app = create_app(config, queue=queue, run_worker=True)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            loop="uvloop",
-            http="httptools",
-            ws="none",
-            lifespan="on",
-            log_level="warning",
-            access_log=False,
-            timeout_graceful_shutdown=5,
-        )
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert thread.is_alive(), "the server thread died"
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.005)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
-    assert not thread.is_alive()
+    with served_in_thread(create_app(config, queue=queue, run_worker=True), _uvicorn_config) as url:
+        yield url
 
 
 def send_hits(base_url: str) -> None:

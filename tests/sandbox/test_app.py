@@ -4,18 +4,17 @@ import asyncio
 import hashlib
 import json
 import random
-import socket
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from functools import partial
 from typing import Any, TypeVar
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+from tests.servers import served_in_thread
 from tiktok_gateway.sandbox import (
     FaultInjector,
     FaultKind,
@@ -402,25 +401,9 @@ def test_bad_admin_prefix(prefix: str) -> None:
 def served() -> Iterator[tuple[str, Starlette]]:
     """The sandbox behind real uvicorn (uvloop, httptools) on a free loopback port."""
     app = create_sandbox_app(access_token=TOKEN)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(sandbox_server_config(app, "127.0.0.1", port))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert thread.is_alive(), "the server thread died"
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.005)
-        yield f"http://127.0.0.1:{port}", app
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-    assert not thread.is_alive()
+    config = partial(sandbox_server_config, host="127.0.0.1")
+    with served_in_thread(app, lambda app, port: config(app, port=port)) as url:
+        yield url, app
 
 
 def test_real_http_over_loopback(served: tuple[str, Starlette]) -> None:
