@@ -1,0 +1,90 @@
+"""`tiktok-gateway queue stats|dead|replay|purge` against the configured SQLite queue."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from tiktok_gateway.cli import main
+from tiktok_gateway.delivery.envelope import Envelope
+from tiktok_gateway.queue.base import DeadLetter, NewItem
+from tiktok_gateway.queue.sqlite import SQLiteQueue
+
+MESSAGE = "Batch.0.properties.contents.0.content_id: Not a valid string"
+
+
+def prepare(path: Path) -> None:
+    """Three queued events, one of them dead with TikTok's code and message."""
+
+    async def fill() -> None:
+        queue = await SQLiteQueue.open(path)
+        envelopes = [
+            Envelope("shop", "CSHOP", None, {"event": "Purchase", "event_id": f"order-{i}"})
+            for i in range(3)
+        ]
+        await queue.put([NewItem(e.group, e.to_bytes()) for e in envelopes])
+        first = (await queue.lease(1, 60))[0]
+        await queue.dead_letter([DeadLetter(first.id, "rejected", 40002, MESSAGE, "REQ-42")])
+        await queue.close()
+
+    asyncio.run(fill())
+
+
+def cli(data_dir: Path, *args: str, stdin: str | None = None) -> tuple[int, str, str]:
+    runner = CliRunner(env={"GATEWAY_DATA_DIR": str(data_dir)})
+    result = runner.invoke(main, ["queue", *args], input=stdin)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_stats_dead_replay_purge(tmp_path: Path) -> None:
+    prepare(tmp_path / "queue.db")
+    code, out, _ = cli(tmp_path, "stats")
+    assert code == 0
+    stats = json.loads(out)
+    assert (stats["depth"], stats["dead_letters"]) == (2, 1)
+
+    code, out, _ = cli(tmp_path, "dead")
+    assert code == 0
+    assert "shop Purchase order-0" in out
+    assert f"rejected code 40002: {MESSAGE} request REQ-42" in out  # TikTok's own words
+
+    code, out, _ = cli(tmp_path, "dead", "--json")
+    (record,) = json.loads(out)
+    assert (record["code"], record["message"], record["event"]["tag"]) == (40002, MESSAGE, "shop")
+
+    code, out, _ = cli(tmp_path, "replay", record["id"])
+    assert (code, out.strip()) == (0, "replayed 1 dead letter(s)")
+    assert json.loads(cli(tmp_path, "stats")[1])["depth"] == 3
+    assert cli(tmp_path, "dead")[1].strip() == "no dead letters"
+
+
+def test_purge_asks_unless_yes(tmp_path: Path) -> None:
+    prepare(tmp_path / "queue.db")
+    code, _, _ = cli(tmp_path, "purge", stdin="n\n")
+    assert code == 1  # aborted
+    assert json.loads(cli(tmp_path, "stats")[1])["dead_letters"] == 1
+    code, out, _ = cli(tmp_path, "purge", "--yes")
+    assert (code, out.strip()) == (0, "purged 1 dead letter(s)")
+    assert json.loads(cli(tmp_path, "stats")[1])["dead_letters"] == 0
+
+
+def test_replay_needs_ids_or_all(tmp_path: Path) -> None:
+    prepare(tmp_path / "queue.db")
+    code, _, err = cli(tmp_path, "replay")
+    assert code == 2
+    assert err.startswith("error: ")
+    code, _, _ = cli(tmp_path, "replay", "--all", "1")
+    assert code == 2
+    code, out, _ = cli(tmp_path, "replay", "--all")
+    assert (code, out.strip()) == (0, "replayed 1 dead letter(s)")
+
+
+def test_unsupported_queue_url_exits_2(tmp_path: Path) -> None:
+    result = CliRunner(env={"GATEWAY_QUEUE_URL": "redis://127.0.0.1:6379/0"}).invoke(
+        main, ["queue", "stats"]
+    )
+    assert result.exit_code == 2
+    assert "queue_url" in result.stderr
