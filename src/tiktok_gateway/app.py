@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from tiktok_gateway.admin.api import admin_routes
+from tiktok_gateway.admin.auth import AdminOnlyApp
 from tiktok_gateway.admin.debug import debug_routes
 from tiktok_gateway.admin.health import healthz, readyz
 from tiktok_gateway.config import Config
@@ -60,7 +61,7 @@ def create_app(
         *debug_routes(),
     ]
     if sandbox is not None:
-        routes.append(Mount(SANDBOX_MOUNT, app=sandbox))
+        routes.append(Mount(SANDBOX_MOUNT, app=AdminOnlyApp(sandbox)))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

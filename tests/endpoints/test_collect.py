@@ -223,10 +223,16 @@ def test_health_and_readiness() -> None:
 
 def test_sandbox_is_mounted_when_no_token() -> None:
     async def scenario() -> None:
-        async with running() as gw:
+        async with running(peer="127.0.0.1") as gw:
             listing = await gw.client.get("/sandbox/events")
             assert listing.status_code == 200
             assert listing.json()["events"] == []
+        async with running() as gw:  # an operator tool: not for remote peers without a token
+            assert (await gw.client.delete("/sandbox/events")).status_code == 403
+            assert (await gw.client.post("/sandbox/outage")).status_code == 403
+        async with running(config_of({"GATEWAY_ADMIN_TOKEN": "adm-1"})) as gw:
+            bearer = {"authorization": "Bearer adm-1"}
+            assert (await gw.client.get("/sandbox/events", headers=bearer)).status_code == 200
         async with running(config_of({"TIKTOK_ACCESS_TOKEN": "tok"})) as gw:
             assert (await gw.client.get("/sandbox/events")).status_code == 404
 

@@ -284,15 +284,17 @@ def test_no_secret_or_personal_data_leaks(
             assert worker is not None
             await send_everything(client, seen)
             # Delivery: TikTok is down (retries), then back (delivered); one unreadable item.
-            seen.answer(await client.post("/sandbox/outage"))
+            operator = {"authorization": f"Bearer {ADMIN_TOKEN}"}  # the sandbox is admin-only
+            seen.answer(await client.post("/sandbox/outage", headers=operator))
             await worker.drain()
-            seen.answer(await client.delete("/sandbox/outage"))
+            seen.answer(await client.delete("/sandbox/outage", headers=operator))
             clock.now += 3600
             await gw.queue.put([NewItem(group_of("open", None), b"{not json")])
             await worker.drain()
             for path in ("/metrics", "/readyz", "/healthz", "/sandbox/events", "/sandbox/"):
-                assert seen.answer(await client.get(path)).status_code == 200, path
-            listing = (await client.get("/sandbox/events")).json()
+                answer = await client.get(path, headers=operator)
+                assert seen.answer(answer).status_code == 200, path
+            listing = (await client.get("/sandbox/events", headers=operator)).json()
             pixels = {event["pixel_code"] for event in listing["events"]}
             assert pixels == {"CSECURE", "COPEN"}, "both tags delivered"
             await visit_operator_pages(gw.app, client, seen)

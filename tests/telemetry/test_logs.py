@@ -85,7 +85,7 @@ def test_one_delivery_line_per_batch(log_stream: io.StringIO) -> None:
 
 def test_failed_deliveries_are_warnings_with_tiktoks_words(log_stream: io.StringIO) -> None:
     async def scenario() -> None:
-        async with running() as gw:
+        async with running(peer="127.0.0.1") as gw:  # the mounted sandbox is loopback-only
             await gw.client.get(f"/g/collect?{HIT}")
             await gw.client.post("/sandbox/outage")
             assert gw.runtime.worker is not None

@@ -125,7 +125,7 @@ def test_delivery_counters_after_a_drain() -> None:
 
 def test_server_errors_count_as_retries_of_class_server() -> None:
     async def scenario() -> None:
-        async with running() as gw:
+        async with running(peer="127.0.0.1") as gw:  # the mounted sandbox is loopback-only
             await gw.client.get(f"/g/collect?{HIT}")
             assert (await gw.client.post("/sandbox/outage")).status_code == 200
             assert gw.runtime.worker is not None

@@ -29,6 +29,7 @@ from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tiktok_gateway.endpoints.body import error_response
 
@@ -164,3 +165,19 @@ def admin_only(handler: GrantedEndpoint) -> Endpoint:
     endpoint.__name__ = getattr(handler, "__name__", "admin_endpoint")
     endpoint.__doc__ = handler.__doc__
     return endpoint
+
+
+class AdminOnlyApp:
+    """An ASGI app behind the admin rules above (HTTP only), e.g. the mounted sandbox, whose
+    listing and outage switch are operator tools, not public endpoints."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            grant = authorize(Request(scope, receive))
+            if isinstance(grant, Response):
+                await grant(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
