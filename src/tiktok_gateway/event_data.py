@@ -98,16 +98,6 @@ def set_path(data: MutableMapping[str, Any], dotted: str, value: object) -> None
     node[parts[-1]] = value
 
 
-def get_path(data: Mapping[str, Any], dotted: str) -> Any:
-    """Read ``a.b.c`` through nested dicts; ``None`` when any step is missing or not a dict."""
-    node: Any = data
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping):
-            return None
-        node = node.get(part)
-    return node
-
-
 @dataclass(slots=True)
 class ParsedInput:
     """What a source made of one request: the events it could use and one error per unusable part.

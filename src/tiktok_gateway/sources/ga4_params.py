@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from tiktok_gateway.sources.ga4_items import ITEM_PARAM
+from tiktok_gateway.sources.ga4_items import is_item_param
 
 # How a parameter's value is stored. Plain ints, not an Enum: the parser compares them once per
 # parameter and Enum member access costs several times an int comparison. Most frequent first.
@@ -137,7 +137,7 @@ def route(name: str) -> Rule:
         return (USER_TEXT, name[3:])
     if name.startswith(PREFIX_USER_NUMBER) and len(name) > 4:
         return (USER_NUMBER, name[4:])
-    if ITEM_PARAM.fullmatch(name):
+    if is_item_param(name):
         return (ITEM, name)
     return (TEXT, UNKNOWN_PREFIX + name)
 

@@ -1,4 +1,4 @@
-"""Value decoding shared by the GA4 web-hit parsers: query splitting, numbers, flags, brand lists.
+"""Value decoding shared by the GA4 web-hit parsers: percent-decoding, numbers, flags, brands.
 
 Every function here is total: it returns something sensible for any ``str`` and never raises.
 """
@@ -11,8 +11,6 @@ import re
 from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote
-
-Number = int | float
 
 # Longer "numbers" are not prices or counters but garbage; keeping them as text also bounds the
 # work ``int()``/``float()`` do on hostile input.
@@ -71,25 +69,6 @@ def decode_component(text: str) -> str:
     except UnicodeDecodeError:
         return unquote(text, errors="replace")
     return latin.encode("latin-1").decode("utf-8", "replace")
-
-
-def split_query(text: str) -> list[tuple[str, str]]:
-    """``a=1&b=&c`` -> ``[("a", "1"), ("b", ""), ("c", "")]``, in order, duplicates kept.
-
-    Equivalent to ``urllib.parse.parse_qsl(text, keep_blank_values=True)`` (the value of a bare
-    name is ``""``), but cheaper for the common case of components without escapes. Empty
-    components (``&&``) are skipped.
-    """
-    pairs: list[tuple[str, str]] = []
-    append = pairs.append
-    for field in text.split("&"):
-        if "%" in field or "+" in field:
-            name, _, value = field.partition("=")
-            append((decode_component(name), decode_component(value)))
-        elif field:
-            name, _, value = field.partition("=")
-            append((name, value))
-    return pairs
 
 
 def decode_brands(text: str) -> list[dict[str, Any]]:

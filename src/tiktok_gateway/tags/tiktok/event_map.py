@@ -29,7 +29,6 @@ DEFAULT_EVENT_MAP: Final[Mapping[str, str]] = {
 }
 
 PURCHASE_EVENTS: Final = ("PlaceAnOrder", "CompletePayment", "Purchase")
-LEAD_EVENTS: Final = ("SubmitForm", "Lead")
 
 # TikTok's rule for custom event names: at most 50 characters, a letter first, then letters,
 # digits, "_" and "-".
