@@ -26,10 +26,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from tiktok_gateway import wire_json
-from tiktok_gateway.admin.auth import Grant, admin_only, runtime_of
+from tiktok_gateway.admin.auth import Grant, admin_only
 from tiktok_gateway.admin.redact import mask_text, redact
 from tiktok_gateway.admin.views import json_answer
 from tiktok_gateway.delivery.envelope import Envelope, split_group
+from tiktok_gateway.endpoints.access import runtime_of
 from tiktok_gateway.endpoints.body import BodyTooLarge, error_response, read_body
 from tiktok_gateway.queue.base import DeadRecord
 

@@ -31,10 +31,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tiktok_gateway.endpoints.access import bearer_token, runtime_of, same_secret
 from tiktok_gateway.endpoints.body import error_response
 
 if TYPE_CHECKING:
-    from tiktok_gateway.runtime import Runtime
+    pass
 
 COOKIE_NAME: Final = "gw_admin"
 COOKIE_MAX_AGE: Final = 12 * 3600
@@ -49,12 +50,6 @@ class Grant:
     via: str
 
 
-def runtime_of(request: Request) -> Runtime:
-    """The running gateway of the app that serves ``request``."""
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
 def configured_token(request: Request) -> str | None:
     """The admin token, ``None`` when not configured (or empty)."""
     secret = runtime_of(request).config.gateway.admin_token
@@ -65,15 +60,6 @@ def configured_token(request: Request) -> str | None:
 def session_value(token: str) -> str:
     """The cookie value for ``token``: an HMAC, so the cookie never holds the token."""
     return hmac.new(token.encode(), _COOKIE_CONTEXT, hashlib.sha256).hexdigest()
-
-
-def _same(given: str, expected: str) -> bool:
-    return hmac.compare_digest(given.encode(), expected.encode())
-
-
-def _bearer(request: Request) -> str | None:
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    return given.strip() if scheme.lower() == "bearer" else None
 
 
 def is_loopback_peer(request: Request) -> bool:
@@ -109,11 +95,11 @@ def authorize(request: Request) -> Grant | Response:
             "no admin token is configured: admin surfaces answer only on loopback "
             "(set GATEWAY_ADMIN_TOKEN to use them from elsewhere)",
         )
-    given = _bearer(request)
-    if given is not None and _same(given, token):
+    given = bearer_token(request)
+    if given is not None and same_secret(given, token):
         return Grant("bearer")
     cookie = request.cookies.get(COOKIE_NAME)
-    if cookie is not None and _same(cookie, session_value(token)):
+    if cookie is not None and same_secret(cookie, session_value(token)):
         return Grant("cookie")
     return unauthorized()
 
@@ -125,7 +111,7 @@ def token_login(request: Request) -> Response | None:
         return None
     token = configured_token(request)
     given = request.query_params.get("token", "")
-    if token is not None and not _same(given, token):
+    if token is not None and not same_secret(given, token):
         return unauthorized()
     if token is None and isinstance(refused := authorize(request), Response):
         return refused  # no token configured and not on loopback: 403

@@ -24,11 +24,12 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from tiktok_gateway import wire_json
-from tiktok_gateway.admin.auth import Grant, authorize, runtime_of, token_login
+from tiktok_gateway.admin.auth import Grant, authorize, token_login
 from tiktok_gateway.admin.page import CSP, render_page
 from tiktok_gateway.admin.page_js import SCRIPT
 from tiktok_gateway.admin.recorder import DebugRecorder, Subscription
 from tiktok_gateway.admin.views import json_answer
+from tiktok_gateway.endpoints.access import runtime_of
 from tiktok_gateway.endpoints.body import error_response
 
 __all__ = ["DebugRecorder", "debug_routes", "sse_stream"]

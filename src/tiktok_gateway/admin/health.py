@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from tiktok_gateway.runtime import Runtime
+from tiktok_gateway.endpoints.access import runtime_of
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -22,7 +22,7 @@ async def readyz(request: Request) -> JSONResponse:
     A paused tag (TikTok refused its token or pixel permission) is a configuration problem the
     operator must fix; its events stay queued meanwhile.
     """
-    runtime: Runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     problems: list[str] = []
     body: dict[str, Any] = {}
     if not runtime.accepting:

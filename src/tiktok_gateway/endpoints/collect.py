@@ -9,7 +9,6 @@ events of the same request are still accepted), oversized bodies 413, wrong secr
 
 from __future__ import annotations
 
-import hmac
 import secrets
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from tiktok_gateway.endpoints.access import bearer_matches, runtime_of
 from tiktok_gateway.endpoints.body import BodyTooLarge, error_response, read_body
 from tiktok_gateway.endpoints.cookies import set_ttclid_cookie
 from tiktok_gateway.endpoints.cors import apply_cors
@@ -106,7 +106,7 @@ def _summary(result: IngestResult) -> dict[str, Any]:
 
 async def _ingest(request: Request, source: str, parse: Parser) -> tuple[_Exchange, Response]:
     """Read, parse, queue and answer; the caller adds endpoint-specific headers."""
-    runtime: Runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     exchange = _Exchange(
         request=request,
         runtime=runtime,
@@ -170,7 +170,7 @@ def _parse_events(request: Request, body: bytes, ctx: RequestContext, rt: Runtim
 
 async def ga4_collect(request: Request) -> Response:
     """``GET|POST|OPTIONS /g/collect``: 204 once the hit's events are committed."""
-    runtime: Runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     if request.method == "OPTIONS":
         response = Response(status_code=204)
     else:
@@ -195,11 +195,3 @@ async def mp_collect(request: Request) -> Response:
 async def events_collect(request: Request) -> Response:
     """``POST /events`` (bearer ``ingest_token`` when configured): 200 with a JSON summary."""
     return (await _ingest(request, "events", _parse_events))[1]
-
-
-def bearer_matches(request: Request, secret: str) -> bool:
-    """Constant-time comparison of ``Authorization: Bearer <token>`` with ``secret``."""
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer":
-        return False
-    return hmac.compare_digest(given.strip().encode(), secret.encode())

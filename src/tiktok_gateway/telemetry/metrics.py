@@ -33,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tiktok_gateway.delivery.ledger import DeliveryResult
+from tiktok_gateway.endpoints.access import runtime_of
 from tiktok_gateway.observe import HitRecord
 from tiktok_gateway.tags.tiktok.classify import Rule, rule_for_code, rule_for_status
 from tiktok_gateway.tags.tiktok.mapping import DroppedEvent
@@ -344,6 +345,6 @@ class Telemetry:
 
 async def metrics_endpoint(request: Request) -> Response:
     """``GET /metrics`` in the Prometheus text format."""
-    runtime: Runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     body = await runtime.telemetry.scrape(runtime)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
