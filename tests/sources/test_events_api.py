@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from tiktok_gateway.errors import InputError, ParseError
 from tiktok_gateway.event_data import LINE_KEY, RECEIVED_AT_KEY, SOURCE_KEY, RequestContext
-from tiktok_gateway.sources.events_api import load_json_body, parse_events
+from tiktok_gateway.sources.events_api import parse_events
+from tiktok_gateway.sources.json_body import load_json_body
 
 CTX = RequestContext(
     received_at=1700000000.25,

@@ -23,7 +23,7 @@ from tiktok_gateway.event_data import (
     ParsedInput,
     RequestContext,
 )
-from tiktok_gateway.sources.events_api import load_json_body, strip_internal_keys
+from tiktok_gateway.sources.json_body import load_json_body, strip_internal_keys
 
 MAX_EVENTS = 25
 SOURCE = "mp"
