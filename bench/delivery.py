@@ -24,9 +24,7 @@ import json
 import os
 import random
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +34,8 @@ from statistics import median
 from typing import Any
 
 import httpx
+
+import servers
 
 UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126"
 KINDS = ("page_view", "view_item", "page_view", "add_to_cart", "page_view", "view_item", "purchase")
@@ -68,40 +68,7 @@ def _event(n: int, rng: random.Random) -> dict[str, Any]:
 
 
 def _cpu_seconds(pid: int | None) -> float:  # utime + stime of all its threads; None: CPU 0 busy
-    if pid is None:
-        ticks = [int(x) for x in Path("/proc/stat").read_text().split("cpu0 ")[1].split()[:8]]
-        return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(map(int, fields[11:13])) / os.sysconf("SC_CLK_TCK")
-
-
-def _peak_rss(pid: int) -> float:
-    words = Path(f"/proc/{pid}/status").read_text().split()
-    return int(words[words.index("VmHWM:") + 1]) / 1024
-
-
-def _start(args: list[str], env: dict[str, str], cpu: int, log: Path) -> subprocess.Popen[bytes]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TIKTOK_", "GATEWAY_"))}
-    with log.open("ab") as out:
-        proc = subprocess.Popen(args, env={**clean, **env}, stdout=out, stderr=out)
-    os.sched_setaffinity(proc.pid, {cpu})
-    for _ in range(400):  # until it listens: 20 s at most
-        with socket.socket() as probe:
-            if proc.poll() is not None or probe.connect_ex(("127.0.0.1", int(args[-1]))) == 0:
-                break
-        time.sleep(0.05)
-    if proc.poll() is not None:
-        raise RuntimeError(f"{args} exited with {proc.returncode}; see {log}")
-    return proc
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    return servers.cpu_busy(0) if pid is None else servers.process_cpu(pid)
 
 
 def _preload(url: str, bodies: list[bytes], parallel: int) -> float:
@@ -150,7 +117,7 @@ def _drain(gateway: str, tiktok: str, total: int, pids: tuple[int, int]) -> dict
         "gw_cpu": (gateway_cpu := _cpu_seconds(pids[0]) - cpu[0]) / wall,
         "tiktok_cpu": (_cpu_seconds(pids[1]) - cpu[1]) / wall,
         "others": (_cpu_seconds(None) - cpu[2] - gateway_cpu) / wall,
-        "rss": _peak_rss(pids[0]),
+        "rss": servers.memory(pids[0])[1],
         "end": queue,
     }
 
@@ -180,7 +147,7 @@ def main() -> None:
             ports.append(int(sock.getsockname()[1]))
     gateway_url, tiktok_url = (f"http://127.0.0.1:{port}" for port in ports)
     cli = [sys.executable, "-m", "tiktok_gateway"]
-    tiktok = _start(
+    tiktok = servers.start(
         [*cli, "sandbox", "--access-token-env", "TOKEN", "--port", str(ports[1])],
         {"TOKEN": TOKEN}, TIKTOK_CPU, log,
     )  # fmt: skip
@@ -192,28 +159,30 @@ def main() -> None:
             env |= {"GATEWAY_DATA_DIR": str(tmp / f"queue{n}"), "TIKTOK_ACCESS_TOKEN": "refused"}
             env |= {"GATEWAY_PROBE_INTERVAL_SECONDS": "3600"}  # paused until it stops
             env |= dict(kv.split("=", 1) for kv in args.env)
-            loader = _start(serve, env, SERVER_CPU, log)
+            loader = servers.start(serve, env, SERVER_CPU, log)
             seconds = _preload(gateway_url, bodies, args.parallel)
             queued = httpx.get(f"{gateway_url}/readyz").json()["queue"]
-            _stop(loader)
+            servers.stop([loader])
             httpx.delete(f"{tiktok_url}/sandbox/events")  # totals back to 0
             print(f"round {n}: pre-loaded {len(events) / seconds:,.0f} events/s; queue {queued}")
-            drainer = _start(serve, env | {"TIKTOK_ACCESS_TOKEN": TOKEN}, SERVER_CPU, log)
+            drainer = servers.start(serve, env | {"TIKTOK_ACCESS_TOKEN": TOKEN}, SERVER_CPU, log)
             try:
                 result = _drain(gateway_url, tiktok_url, len(events), (drainer.pid, tiktok.pid))
             finally:
-                _stop(drainer)
+                servers.stop([drainer])
             rates = " ".join(f"{rate:,.0f}" for rate in result["rates"])
             print(f"  accepted {result['accepted']:,} of {len(events):,}; events/s: {rates}")
             print(f"  queue at the end: {result.pop('end')}")
             results.append(result)
     finally:
-        _stop(tiktok)
+        servers.stop([tiktok])
     shutil.rmtree(tmp, ignore_errors=True)  # kept with the servers' log when a run fails
     print(
         f"\nMEDIANs of {len(results)} rounds; gateway on CPU {SERVER_CPU}, sandbox on {TIKTOK_CPU}"
     )
     per_second = [rate for r in results for rate in r["rates"]]
+    if not per_second:  # the queue drained within the first sample: nothing to rate
+        raise SystemExit("drained in under a second: pre-load more --events to measure a rate")
     med = {key: median(r[key] for r in results) for key in results[0] if key != "rates"}
     print(f"{'events/s':>10}{'overall':>10}{'per CPU-s':>10}{'max depth':>10}{'max leased':>11}"
           f"{'gw CPU':>8}{'tiktok CPU':>11}{'others':>8}{'peak RSS':>10}"

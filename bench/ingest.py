@@ -39,6 +39,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+import servers
+
 KINDS = {"P": "page_view", "V": "view_item", "C": "add_to_cart", "$": "purchase", "B": "batch"}
 ORDER = [KINDS[letter] for letter in "PVBPCPVBPPC$PBVP"]  # one cycle of 16 hits
 UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko)"
@@ -141,32 +143,12 @@ async def _open_loop(port: int, reqs: list[bytes], rate: float, secs: float, con
 
 
 def _cpu_seconds(pid: int) -> tuple[float, float]:  # the process (all threads), SERVER_CPU busy
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    stat = Path("/proc/stat").read_text().split(f"cpu{SERVER_CPU} ")[1]
-    ticks = [int(x) for x in stat.split()[:8]]
-    tck = os.sysconf("SC_CLK_TCK")
-    return sum(map(int, fields[11:13])) / tck, (sum(ticks) - sum(ticks[3:5])) / tck
+    return servers.process_cpu(pid), servers.cpu_busy(SERVER_CPU)
 
 
 def _memory(pid: int) -> str:
-    words = Path(f"/proc/{pid}/status").read_text().split()
-    rss, peak = (int(words[words.index(key) + 1]) / 1024 for key in ("VmRSS:", "VmHWM:"))
+    rss, peak = servers.memory(pid)
     return f"{rss:.0f} MiB (peak {peak:.0f})"
-
-
-def _start(args: list[str], env: dict[str, str], cpu: int, log: Path) -> subprocess.Popen[bytes]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TIKTOK_", "GATEWAY_"))}
-    with log.open("ab") as out:
-        proc = subprocess.Popen(args, env={**clean, **env}, stdout=out, stderr=out)
-    os.sched_setaffinity(proc.pid, {cpu})
-    for _ in range(400):  # until it listens: 20 s at most
-        with socket.socket() as probe:
-            if proc.poll() is not None or probe.connect_ex(("127.0.0.1", int(args[-1]))) == 0:
-                break
-        time.sleep(0.05)
-    if proc.poll() is not None:
-        raise RuntimeError(f"{args} exited with {proc.returncode}; see {log}")
-    return proc
 
 
 def _round(closed: bool, port: int, pid: int, seconds: float, args: argparse.Namespace) -> Round:
@@ -256,13 +238,13 @@ def main() -> None:
     print("" if True in modes else "wrk is not installed: no closed loop (apt-get install wrk)")
     try:
         sandbox = [*cli, "sandbox", "--access-token-env", "TOKEN", "--port", str(ports[2])]
-        procs["tiktok"] = _start(sandbox, {"TOKEN": "bench-token"}, LOAD_CPU, log)
+        procs["tiktok"] = servers.start(sandbox, {"TOKEN": "bench-token"}, LOAD_CPU, log)
         gateway = [*cli, "serve", "--host", "127.0.0.1", "--port", str(ports[0])]
-        procs["gateway"] = _start(gateway, env, SERVER_CPU, log)
+        procs["gateway"] = servers.start(gateway, env, SERVER_CPU, log)
         bare = ["uvicorn", "--app-dir", str(Path(__file__).parent), "ingest:BARE", "--loop"]
         bare += ["uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
         bare += ["--ws", "none", "--port", str(ports[1])]  # the gateway's settings
-        procs["bare"] = _start([sys.executable, "-m", *bare], {}, SERVER_CPU, log)
+        procs["bare"] = servers.start([sys.executable, "-m", *bare], {}, SERVER_CPU, log)
         print(f"{len(reqs)} requests, 22 events per 16 hits; env: {env}")
         for closed in modes:
             for n in range(args.rounds + 1):  # round 0 (1 s) warms up and is not counted
@@ -277,13 +259,7 @@ def main() -> None:
         ready = httpx.get(f"http://127.0.0.1:{ports[0]}/readyz", timeout=5).json()["queue"]
         print(f"gateway queue at the end: {ready}")
     finally:
-        for proc in procs.values():
-            proc.terminate()
-        for proc in procs.values():
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        servers.stop(procs.values(), timeout=15)
     shutil.rmtree(tmp, ignore_errors=True)  # kept with the servers' log when a run fails
     _report(runs, memory, f"{args.rate:,.0f}")
 

@@ -1,0 +1,65 @@
+"""Server processes for the benchmarks: start pinned to a CPU, stop, read their costs from /proc.
+
+Shared by ``ingest.py`` and ``delivery.py`` (each is run as ``python bench/<name>.py``, so this
+module is importable as ``servers``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+
+def start(args: list[str], env: dict[str, str], cpu: int, log: Path) -> subprocess.Popen[bytes]:
+    """Run ``args`` (its last argument is the port) on ``cpu`` until it listens (20 s at most).
+
+    The benchmark's own TIKTOK_*/GATEWAY_* variables never leak into the server: only ``env``.
+    """
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TIKTOK_", "GATEWAY_"))}
+    with log.open("ab") as out:
+        proc = subprocess.Popen(args, env={**clean, **env}, stdout=out, stderr=out)
+    os.sched_setaffinity(proc.pid, {cpu})
+    for _ in range(400):
+        with socket.socket() as probe:
+            if proc.poll() is not None or probe.connect_ex(("127.0.0.1", int(args[-1]))) == 0:
+                break
+        time.sleep(0.05)
+    if proc.poll() is not None:
+        raise RuntimeError(f"{args} exited with {proc.returncode}; see {log}")
+    return proc
+
+
+def stop(procs: Iterable[subprocess.Popen[bytes]], timeout: float = 20.0) -> None:
+    """SIGTERM all (a graceful stop), then SIGKILL whatever has not exited after ``timeout``."""
+    procs = list(procs)
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(map(int, fields[11:13])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_busy(cpu: int) -> float:
+    """Seconds CPU ``cpu`` has been busy (not idle, not waiting for I/O) so far, all processes."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split(f"cpu{cpu} ")[1].split()[:8]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def memory(pid: int) -> tuple[float, float]:
+    """(resident, peak resident) MiB of the process: VmRSS and VmHWM."""
+    words = Path(f"/proc/{pid}/status").read_text().split()
+    rss, peak = (int(words[words.index(key) + 1]) / 1024 for key in ("VmRSS:", "VmHWM:"))
+    return rss, peak
