@@ -23,25 +23,27 @@ def sources(*keys: str) -> Sources:
     return tuple((key, tuple(key.split("."))) for key in keys)
 
 
-EVENT_NAME: Final = sources("x-ttq-event-name", "event_name")
-EVENT_TIME: Final = sources("x-ttq-timestamp", EVENT_TIME_KEY, RECEIVED_AT_KEY)
-EVENT_ID: Final = sources("x-ttq-event-id", "event_id")
-IP: Final = sources("x-ttq-ct-ip-address", "x-ttq-ct-ip-adress", "ip_override")
-USER_AGENT: Final = sources("x-ttq-ct-user-agent", "user_agent")
-PAGE_URL: Final = sources("x-ttq-ct-page-url", "page_location")
-PAGE_REFERRER: Final = sources("x-ttq-ct-page-referrer", "x-ttq-ct-page-referer", "page_referrer")
-TTCLID: Final = sources("x-ttq-ttclid")
-TTP: Final = sources("x-ttq-ttp", "x-gw-cookies._ttp")
-COOKIE_TTCLID: Final = sources("x-gw-cookies.ttclid")
-LOCALE: Final = sources("language")
-EMAIL: Final = sources(
+EVENT_NAME: Final[Sources] = sources("x-ttq-event-name", "event_name")
+EVENT_TIME: Final[Sources] = sources("x-ttq-timestamp", EVENT_TIME_KEY, RECEIVED_AT_KEY)
+EVENT_ID: Final[Sources] = sources("x-ttq-event-id", "event_id")
+IP: Final[Sources] = sources("x-ttq-ct-ip-address", "x-ttq-ct-ip-adress", "ip_override")
+USER_AGENT: Final[Sources] = sources("x-ttq-ct-user-agent", "user_agent")
+PAGE_URL: Final[Sources] = sources("x-ttq-ct-page-url", "page_location")
+PAGE_REFERRER: Final[Sources] = sources(
+    "x-ttq-ct-page-referrer", "x-ttq-ct-page-referer", "page_referrer"
+)
+TTCLID: Final[Sources] = sources("x-ttq-ttclid")
+TTP: Final[Sources] = sources("x-ttq-ttp", "x-gw-cookies._ttp")
+COOKIE_TTCLID: Final[Sources] = sources("x-gw-cookies.ttclid")
+LOCALE: Final[Sources] = sources("language")
+EMAIL: Final[Sources] = sources(
     "x-ttq-ud-email",
     "user_data.sha256_email_address",
     "user_data.email_address",
     "user_data.email",
     f"{_USER_PROPERTIES}.email",
 )
-PHONE: Final = sources(
+PHONE: Final[Sources] = sources(
     "x-ttq-ud-phone-number",
     "user_data.sha256_phone_number",
     "user_data.phone_number",
@@ -49,28 +51,28 @@ PHONE: Final = sources(
     f"{_USER_PROPERTIES}.phone",
     f"{_USER_PROPERTIES}.phone_number",
 )
-EXTERNAL_ID: Final = sources("x-ttq-ud-external-id", "user_id", f"{_USER_PROPERTIES}.id")
-ADDRESS: Final = sources("user_data.address")
-CONTENTS: Final = sources("x-ttq-pt-contents")
-ITEMS: Final = sources("items")
-CONTENT_TYPE: Final = sources("x-ttq-pt-content-type")
-CURRENCY: Final = sources("x-ttq-pt-currency", "currency")
-VALUE: Final = sources("x-ttq-pt-value", "value")
-SEARCH_STRING: Final = sources("x-ttq-pt-query", "search_term")
-DESCRIPTION: Final = sources("x-ttq-pt-description")
-ORDER_ID: Final = sources("x-ttq-pt-order-id", "transaction_id")
-SHOP_ID: Final = sources("x-ttq-pt-shop-id")
-TRANSACTION_ID: Final = sources("transaction_id")
-LIMITED_DATA_USE: Final = sources("x-ttq-ldu", "limited_data_use")
-TEST_EVENT_CODE: Final = sources("x-ttq-test-event-code", "test_event_code")
+EXTERNAL_ID: Final[Sources] = sources("x-ttq-ud-external-id", "user_id", f"{_USER_PROPERTIES}.id")
+ADDRESS: Final[Sources] = sources("user_data.address")
+CONTENTS: Final[Sources] = sources("x-ttq-pt-contents")
+ITEMS: Final[Sources] = sources("items")
+CONTENT_TYPE: Final[Sources] = sources("x-ttq-pt-content-type")
+CURRENCY: Final[Sources] = sources("x-ttq-pt-currency", "currency")
+VALUE: Final[Sources] = sources("x-ttq-pt-value", "value")
+SEARCH_STRING: Final[Sources] = sources("x-ttq-pt-query", "search_term")
+DESCRIPTION: Final[Sources] = sources("x-ttq-pt-description")
+ORDER_ID: Final[Sources] = sources("x-ttq-pt-order-id", "transaction_id")
+SHOP_ID: Final[Sources] = sources("x-ttq-pt-shop-id")
+TRANSACTION_ID: Final[Sources] = sources("transaction_id")
+LIMITED_DATA_USE: Final[Sources] = sources("x-ttq-ldu", "limited_data_use")
+TEST_EVENT_CODE: Final[Sources] = sources("x-ttq-test-event-code", "test_event_code")
 
 # Inside one address object (GA4 user_data.address), hashed variants first.
-ADDRESS_FIRST_NAME: Final = sources("sha256_first_name", "first_name")
-ADDRESS_LAST_NAME: Final = sources("sha256_last_name", "last_name")
-ADDRESS_ZIP: Final = sources("sha256_postal_code", "postal_code", "zip_code", "zip")
-ADDRESS_CITY: Final = sources("city")
-ADDRESS_STATE: Final = sources("region", "state")
-ADDRESS_COUNTRY: Final = sources("country")
+ADDRESS_FIRST_NAME: Final[Sources] = sources("sha256_first_name", "first_name")
+ADDRESS_LAST_NAME: Final[Sources] = sources("sha256_last_name", "last_name")
+ADDRESS_ZIP: Final[Sources] = sources("sha256_postal_code", "postal_code", "zip_code", "zip")
+ADDRESS_CITY: Final[Sources] = sources("city")
+ADDRESS_STATE: Final[Sources] = sources("region", "state")
+ADDRESS_COUNTRY: Final[Sources] = sources("country")
 
 
 def lookup(data: Mapping[str, Any], table: Sources) -> tuple[str, Any] | None:
