@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from tiktok_gateway.errors import HitError, ParseError
 from tiktok_gateway.event_data import ParsedInput, RequestContext
+from tiktok_gateway.sources import ga4_web
 from tiktok_gateway.sources.ga4_params import (
     IGNORE,
     ITEM,
@@ -627,3 +628,28 @@ def test_routes_and_their_memo(name: str, rule: tuple[int, str]) -> None:
     assert route(name) == rule
     assert rule_of(name) == rule
     assert rule_of(name) == rule
+
+
+def test_repeated_values_decode_the_same_through_the_memo() -> None:
+    query = f"{HEAD}&en=e&dt=Sommer%20%E2%80%93%20Shop&pr1=id1~nmTee%20Shirt"
+    first = parse_hit(query, b"", CTX).events[0]
+    again = parse_hit(query, b"", CTX).events[0]
+    assert first["page_title"] == again["page_title"] == "Sommer \u2013 Shop"
+    assert first["items"] == again["items"] == [{"item_id": "1", "item_name": "Tee Shirt"}]
+
+
+def test_the_decoded_value_memo_never_holds_event_parameters() -> None:
+    email = "memo.probe%40example.com"
+    parse_hit(f"{HEAD}&en=e&ep.user_data.email_address={email}&ep.note=a%20b", b"", CTX)
+    held = set(ga4_web._DECODED) | set(ga4_web._DECODED.values())
+    assert not any("memo.probe" in text or text in ("a%20b", "a b") for text in held)
+
+
+def test_the_decoded_value_memo_is_bounded() -> None:
+    for n in range(ga4_web.MAX_MEMO_VALUES + 10):
+        parse_hit(f"{HEAD}&en=e&dt=t%20{n}", b"", CTX)
+    assert 0 < len(ga4_web._DECODED) <= ga4_web.MAX_MEMO_VALUES
+    long_title = "x%20" * ga4_web.MAX_MEMO_VALUE_LENGTH
+    event = parse_hit(f"{HEAD}&en=e&dt={long_title}", b"", CTX).events[0]
+    assert event["page_title"] == "x " * ga4_web.MAX_MEMO_VALUE_LENGTH
+    assert long_title not in ga4_web._DECODED

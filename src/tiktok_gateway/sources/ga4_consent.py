@@ -97,12 +97,14 @@ def _explicit(data: Mapping[str, Any], signal: str) -> ConsentState:
 
 
 @lru_cache(maxsize=1024)
-def _signals(gcs: str | None, gcd: str | None) -> tuple[ConsentState, ConsentState]:
+def _signals(gcs: str | None, gcd: str | None) -> Consent:
+    """The consent ``gcs`` and ``gcd`` give; one shared (immutable) object per pair."""
     gcd_states = decode_gcd(gcd) if gcd is not None else None
     ad_storage = decode_gcs(gcs)["ad_storage"] if gcs is not None else None
     if ad_storage is None and gcd_states is not None:
         ad_storage = gcd_states["ad_storage"]
-    return ad_storage, gcd_states["ad_user_data"] if gcd_states is not None else None
+    ad_user_data = gcd_states["ad_user_data"] if gcd_states is not None else None
+    return Consent(ad_storage=ad_storage, ad_user_data=ad_user_data)
 
 
 def consent_of(data: Mapping[str, Any]) -> Consent:
@@ -114,11 +116,10 @@ def consent_of(data: Mapping[str, Any]) -> Consent:
     """
     gcs = data.get(GCS_KEY)
     gcd = data.get(GCD_KEY)
-    ad_storage, ad_user_data = _signals(
-        gcs if isinstance(gcs, str) else None, gcd if isinstance(gcd, str) else None
+    signals = _signals(gcs if isinstance(gcs, str) else None, gcd if isinstance(gcd, str) else None)
+    if signals.ad_storage is not None and signals.ad_user_data is not None:
+        return signals
+    return Consent(
+        ad_storage=signals.ad_storage or _explicit(data, "ad_storage"),
+        ad_user_data=signals.ad_user_data or _explicit(data, "ad_user_data"),
     )
-    if ad_storage is None:
-        ad_storage = _explicit(data, "ad_storage")
-    if ad_user_data is None:
-        ad_user_data = _explicit(data, "ad_user_data")
-    return Consent(ad_storage=ad_storage, ad_user_data=ad_user_data)

@@ -38,7 +38,11 @@ def to_number(text: str) -> int | float | str:
         number = int(text)
         if _INT64_MIN <= number <= _INT64_MAX:
             return number
-    if _DECIMAL.fullmatch(text) is None:
+    # Most prices and amounts are "<digits>.<digits>": no regular expression needed for those.
+    whole, dot, fraction = body.partition(".")
+    plain = bool(dot) and whole.isascii() and whole.isdigit() and fraction.isascii()
+    plain = plain and fraction.isdigit()
+    if not plain and _DECIMAL.fullmatch(text) is None:
         return text
     value = float(text)
     return value if math.isfinite(value) else text

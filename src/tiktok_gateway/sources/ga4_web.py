@@ -51,6 +51,7 @@ from tiktok_gateway.sources.ga4_params import (
     ITEMS_KEY,
     MEASUREMENT_ID_KEY,
     NUMBER,
+    PARAMS,
     PATH_NUMBER,
     PATH_TEXT,
     PROTOCOL_VERSION_KEY,
@@ -70,6 +71,10 @@ SOURCE: Final = "ga4"
 USER_DATA_KEY: Final = "user_data"
 MAX_EVENTS_PER_HIT: Final = 200
 _DETAIL_LENGTH: Final = 64
+# The memo of decoded values (_decoded_shared): at most this many, each at most this long.
+MAX_MEMO_VALUES: Final = 4096
+MAX_MEMO_VALUE_LENGTH: Final = 2048
+_DECODED: dict[str, str] = {}
 
 
 @dataclass(slots=True)
@@ -105,21 +110,38 @@ def _child(data: EventData, key: str) -> dict[str, Any]:
     return node
 
 
+def _decoded_shared(text: str) -> str:
+    """``decode_component(text)`` through a bounded memo.
+
+    Used for the values that repeat from hit to hit of a page or a site (``dl``, ``dt``, ``dr``,
+    client hints, item strings), never for event parameters or user properties, so the memo does
+    not hold personal data a site sends in those. Cleared when full: names and values come from
+    clients, and a value seen before must not cost more than a dict lookup.
+    """
+    value = _DECODED.get(text)
+    if value is None:
+        value = decode_component(text)
+        if len(text) <= MAX_MEMO_VALUE_LENGTH:
+            if len(_DECODED) >= MAX_MEMO_VALUES:
+                _DECODED.clear()
+            _DECODED[text] = value
+    return value
+
+
 def _apply(draft: _Draft, text: str) -> None:
     """Write decoded parameters into the draft, later ones overriding earlier ones."""
     data = draft.data
-    memo = _RULES.get
     for field in text.split("&"):
-        if "%" in field or "+" in field:
-            name, _, value = field.partition("=")
-            name = decode_component(name)
-            value = decode_component(value)
-        elif field:
-            name, _, value = field.partition("=")
-        else:
+        if not field:
             continue
-        rule = memo(name)
+        name, _, value = field.partition("=")
+        if "%" in name or "+" in name:
+            name = decode_component(name)
+        rule = _RULES.get(name)
         kind, key = rule if rule is not None else rule_of(name)
+        if "%" in value or "+" in value:
+            shared = kind == ITEM or name in PARAMS
+            value = _decoded_shared(value) if shared else decode_component(value)
         if kind == TEXT:
             data[key] = value
         elif kind == NUMBER:
