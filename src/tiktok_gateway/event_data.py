@@ -19,7 +19,7 @@ The request's ``user_agent`` and ``ip_override`` use GA4's own key names.
 from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from tiktok_gateway.errors import LineError
@@ -38,18 +38,32 @@ CONSENT_KEY = "x-gw-consent"
 TAG_COOKIES = ("ttclid", "_ttp")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False)
 class RequestContext:
     """What a source knows about the HTTP request besides its parameters.
 
     ``ip`` is the already-resolved client address (see ``sources.request_context``), never a value
-    taken from the hit's parameters.
+    taken from the hit's parameters. Not changed once built.
     """
 
     received_at: float
-    user_agent: str | None = None
-    ip: str | None = None
-    cookies: Mapping[str, str] = field(default_factory=dict)
+    user_agent: str | None
+    ip: str | None
+    cookies: Mapping[str, str]
+
+    # Written out (here and in ParsedInput): mypyc compiles a written __init__, while the one
+    # dataclasses generates runs as interpreted Python on every request.
+    def __init__(
+        self,
+        received_at: float,
+        user_agent: str | None = None,
+        ip: str | None = None,
+        cookies: Mapping[str, str] | None = None,
+    ) -> None:
+        self.received_at = received_at
+        self.user_agent = user_agent
+        self.ip = ip
+        self.cookies = {} if cookies is None else cookies
 
     def apply(self, data: MutableMapping[str, Any], source: str) -> None:
         """Write the request's facts into one event's data (keys of section 4 and ``x-gw-*``)."""
@@ -98,7 +112,7 @@ def set_path(data: MutableMapping[str, Any], dotted: str, value: object) -> None
     node[parts[-1]] = value
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class ParsedInput:
     """What a source made of one request: the events it could use and one error per unusable part.
 
@@ -106,5 +120,11 @@ class ParsedInput:
     accepts the events and answers 400 listing the errors (SPEC 10.1).
     """
 
-    events: list[EventData] = field(default_factory=list)
-    errors: list[LineError] = field(default_factory=list)
+    events: list[EventData]
+    errors: list[LineError]
+
+    def __init__(
+        self, events: list[EventData] | None = None, errors: list[LineError] | None = None
+    ) -> None:
+        self.events = [] if events is None else events
+        self.errors = [] if errors is None else errors

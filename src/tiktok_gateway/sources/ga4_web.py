@@ -27,7 +27,6 @@ Decisions beyond the SPEC:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Final
 
 from tiktok_gateway.errors import HitError, LineError
@@ -77,12 +76,12 @@ MAX_MEMO_VALUE_LENGTH: Final = 2048
 _DECODED: dict[str, str] = {}
 
 
-@dataclass(slots=True)
 class _Draft:
     """One event being built: its data, and its raw item strings by parameter name."""
 
-    data: EventData
-    items: dict[str, str]
+    def __init__(self, data: EventData, items: dict[str, str]) -> None:
+        self.data = data
+        self.items = items
 
     def copy(self, containers: list[str]) -> _Draft:
         """An independent copy; ``containers`` names the top-level keys holding dicts or lists."""

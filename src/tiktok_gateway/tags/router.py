@@ -1,15 +1,57 @@
-"""Runs every configured tag whose trigger fires on an event (SPEC 5.8)."""
+"""Runs every configured tag whose trigger fires on an event (SPEC 5.8).
+
+The trigger conditions are evaluated here rather than next to their settings model (a pydantic
+model, which mypyc cannot compile) because this runs for every tag and every event.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from tiktok_gateway.tags.tiktok.mapping import DroppedEvent, MappedEvent, map_event
 from tiktok_gateway.tags.tiktok.settings import TikTokTagSettings
-from tiktok_gateway.tags.triggers import fires
+from tiktok_gateway.tags.triggers import TriggerSettings
 
 Outcome = MappedEvent | DroppedEvent
+
+
+def event_name_of(data: Mapping[str, Any]) -> str | None:
+    """The event's name before mapping: ``x-ttq-event-name``, else ``event_name``."""
+    for key in ("x-ttq-event-name", "event_name"):
+        value = data.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def hostname_of(data: Mapping[str, Any]) -> str | None:
+    """The lower-cased host of the event's page URL, or ``None`` when it has none."""
+    for key in ("x-ttq-ct-page-url", "page_location"):
+        url = data.get(key)
+        if isinstance(url, str) and url:
+            try:
+                return urlsplit(url).hostname
+            except ValueError:
+                return None
+    return None
+
+
+def fires(trigger: TriggerSettings, data: Mapping[str, Any]) -> bool:
+    """True when every condition of ``trigger`` holds for the event ``data``."""
+    name = event_name_of(data)
+    if name is not None and name in trigger.exclude_events:
+        return False
+    if trigger.include_events and name not in trigger.include_events:
+        return False
+    if trigger.measurement_ids and data.get("x-ga-measurement_id") not in trigger.measurement_ids:
+        return False
+    if trigger.hostnames:
+        host = hostname_of(data)
+        if host is None or host not in {h.lower() for h in trigger.hostnames}:
+            return False
+    return True
 
 
 def route(

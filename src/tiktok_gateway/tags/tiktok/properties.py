@@ -37,6 +37,11 @@ def _note(explain: Explain, field: str, key: str) -> None:
         explain[field] = key
 
 
+def _is_mapping(value: object) -> bool:
+    # The exact-type test first: isinstance against the Mapping ABC costs a Python-level call.
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def _first_of(entry: Mapping[str, Any], keys: tuple[str, ...]) -> object:
     for key in keys:
         value = entry.get(key)
@@ -149,7 +154,7 @@ def build_properties(
     contents = [
         content
         for entry in raw
-        if isinstance(entry, Mapping) and (content := content_of(entry, content_type))
+        if _is_mapping(entry) and (content := content_of(entry, content_type))
     ]
     properties: dict[str, Any] = {}
     if contents:
