@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import Counter
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -30,6 +29,7 @@ import pytest
 from tests.harness import running
 from tiktok_gateway.config import Config, load_config
 from tiktok_gateway.delivery.envelope import Envelope
+from tiktok_gateway.event_data import EventData
 from tiktok_gateway.sandbox.app import sandbox_of
 from tiktok_gateway.tags.router import route
 from tiktok_gateway.tags.tiktok.mapping import DroppedEvent, MappedEvent
@@ -110,7 +110,7 @@ def data(mid: str, url: str, name: str, **extra: Any) -> dict[str, Any]:
     return {"x-ga-measurement_id": mid, "page_location": url, "event_name": name, **extra}
 
 
-def fired(config: Config, event: Mapping[str, Any]) -> dict[str, str]:
+def fired(config: Config, event: EventData) -> dict[str, str]:
     """Tag name -> TikTok event name, or ``dropped:<reason>``, for every tag that fired."""
     result: dict[str, str] = {}
     for outcome in route(event, config.tags):
@@ -227,7 +227,7 @@ def test_the_example_configuration_routes_as_documented() -> None:
 # -- each tag's own settings ---------------------------------------------------------------------
 
 
-def mapped(config: Config, event: Mapping[str, Any]) -> dict[str, MappedEvent]:
+def mapped(config: Config, event: EventData) -> dict[str, MappedEvent]:
     outcomes = route(event, config.tags)
     return {outcome.tag: outcome for outcome in outcomes if isinstance(outcome, MappedEvent)}
 

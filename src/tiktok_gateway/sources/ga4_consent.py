@@ -6,12 +6,11 @@ read, never an exception.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
-from tiktok_gateway.event_data import CONSENT_KEY
+from tiktok_gateway.event_data import CONSENT_KEY, EventData
 
 ConsentState = Literal["granted", "denied"] | None
 """``"granted"``, ``"denied"``, or ``None`` when the signal is not set."""
@@ -80,10 +79,10 @@ class Consent:
     ad_user_data: ConsentState
 
 
-def _explicit(data: Mapping[str, Any], signal: str) -> ConsentState:
+def _explicit(data: EventData, signal: str) -> ConsentState:
     """``data["x-gw-consent"][signal]`` when it is granted or denied (any case), else not set."""
     given = data.get(CONSENT_KEY)
-    if not isinstance(given, Mapping):
+    if not isinstance(given, dict):
         return None
     state = given.get(signal)
     if not isinstance(state, str):
@@ -107,7 +106,7 @@ def _signals(gcs: str | None, gcd: str | None) -> Consent:
     return Consent(ad_storage=ad_storage, ad_user_data=ad_user_data)
 
 
-def consent_of(data: Mapping[str, Any]) -> Consent:
+def consent_of(data: EventData) -> Consent:
     """The consent of one event's data; each signal falls through its sources while not set.
 
     ``ad_storage``: ``x-ga-gcs``, else ``x-ga-gcd``, else ``x-gw-consent.ad_storage``.

@@ -6,10 +6,10 @@ model, which mypyc cannot compile) because this runs for every tag and every eve
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
 from urllib.parse import urlsplit
 
+from tiktok_gateway.event_data import EventData
 from tiktok_gateway.tags.tiktok.mapping import DroppedEvent, MappedEvent, map_event
 from tiktok_gateway.tags.tiktok.settings import TikTokTagSettings
 from tiktok_gateway.tags.triggers import TriggerSettings
@@ -17,7 +17,7 @@ from tiktok_gateway.tags.triggers import TriggerSettings
 Outcome = MappedEvent | DroppedEvent
 
 
-def event_name_of(data: Mapping[str, Any]) -> str | None:
+def event_name_of(data: EventData) -> str | None:
     """The event's name before mapping: ``x-ttq-event-name``, else ``event_name``."""
     for key in ("x-ttq-event-name", "event_name"):
         value = data.get(key)
@@ -26,7 +26,7 @@ def event_name_of(data: Mapping[str, Any]) -> str | None:
     return None
 
 
-def hostname_of(data: Mapping[str, Any]) -> str | None:
+def hostname_of(data: EventData) -> str | None:
     """The lower-cased host of the event's page URL, or ``None`` when it has none."""
     for key in ("x-ttq-ct-page-url", "page_location"):
         url = data.get(key)
@@ -38,7 +38,7 @@ def hostname_of(data: Mapping[str, Any]) -> str | None:
     return None
 
 
-def fires(trigger: TriggerSettings, data: Mapping[str, Any]) -> bool:
+def fires(trigger: TriggerSettings, data: EventData) -> bool:
     """True when every condition of ``trigger`` holds for the event ``data``."""
     name = event_name_of(data)
     if name is not None and name in trigger.exclude_events:
@@ -55,7 +55,7 @@ def fires(trigger: TriggerSettings, data: Mapping[str, Any]) -> bool:
 
 
 def route(
-    data: Mapping[str, Any], tags: Sequence[TikTokTagSettings], *, explain: bool = False
+    data: EventData, tags: Sequence[TikTokTagSettings], *, explain: bool = False
 ) -> list[Outcome]:
     """One outcome per tag that fires on ``data``; an empty list when no trigger matches."""
     return [map_event(data, tag, explain=explain) for tag in tags if fires(tag.trigger, data)]

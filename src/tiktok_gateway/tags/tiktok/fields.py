@@ -8,10 +8,9 @@ spellings of the original template are accepted. A dotted key reads through nest
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Final
 
-from tiktok_gateway.event_data import EVENT_TIME_KEY, RECEIVED_AT_KEY, is_empty
+from tiktok_gateway.event_data import EVENT_TIME_KEY, RECEIVED_AT_KEY, EventData, is_empty
 
 Sources = tuple[tuple[str, tuple[str, ...]], ...]
 
@@ -75,21 +74,19 @@ ADDRESS_STATE: Final[Sources] = sources("region", "state")
 ADDRESS_COUNTRY: Final[Sources] = sources("country")
 
 
-def lookup(data: Mapping[str, Any], table: Sources) -> tuple[str, Any] | None:
+def lookup(data: EventData, table: Sources) -> tuple[str, Any] | None:
     """The first ``(key, value)`` of ``table`` whose value in ``data`` is not empty.
 
-    Empty means missing, ``None``, a blank string or an empty list/object; ``0`` is a value.
+    Empty means missing, ``None``, a blank string or an empty list/object; ``0`` is a value. A
+    dotted key reads through nested objects (dicts, as everywhere in event data).
     """
     for key, path in table:
         value: Any = data.get(path[0])
-        if value is not None and len(path) > 1:
-            for part in path[1:]:
-                if type(value) is not dict and not isinstance(value, Mapping):
-                    value = None
-                    break
-                value = value.get(part)
-                if value is None:
-                    break
+        for depth in range(1, len(path)):
+            if not isinstance(value, dict):
+                value = None
+                break
+            value = value.get(path[depth])
         if value is None:
             continue
         if type(value) is str:

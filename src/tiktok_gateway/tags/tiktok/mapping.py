@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tiktok_gateway.event_data import EVENT_TIME_KEY, LINE_KEY, RECEIVED_AT_KEY, SOURCE_KEY
+from tiktok_gateway.event_data import (
+    EVENT_TIME_KEY,
+    LINE_KEY,
+    RECEIVED_AT_KEY,
+    SOURCE_KEY,
+    EventData,
+)
 from tiktok_gateway.sources.ga4_consent import consent_of
 from tiktok_gateway.tags.tiktok import fields
 from tiktok_gateway.tags.tiktok.coerce import to_bool, to_id, to_text, to_unix_seconds
@@ -90,7 +95,7 @@ class DroppedEvent:
     reason: str
 
 
-def deterministic_event_id(data: Mapping[str, Any], event_name: str) -> str:
+def deterministic_event_id(data: EventData, event_name: str) -> str:
     """An id derived from what identifies the event in its hit, so a re-sent hit keeps its id.
 
     Browser hits carry a page-load id and hit counter; an event that carries neither those nor
@@ -108,9 +113,7 @@ def deterministic_event_id(data: Mapping[str, Any], event_name: str) -> str:
     return f"gw-{digest[:32]}"
 
 
-def _resolve_name(
-    data: Mapping[str, Any], tag: TikTokTagSettings
-) -> tuple[str, str, str] | DroppedEvent:
+def _resolve_name(data: EventData, tag: TikTokTagSettings) -> tuple[str, str, str] | DroppedEvent:
     """(source key, name before mapping, TikTok name) or the reason the event is dropped."""
     found = fields.lookup(data, fields.EVENT_NAME)
     raw = to_text(found[1]) if found else None
@@ -127,7 +130,7 @@ def _resolve_name(
 
 
 def _event_id(
-    data: Mapping[str, Any], raw_name: str, tiktok_name: str, explain: dict[str, str] | None
+    data: EventData, raw_name: str, tiktok_name: str, explain: dict[str, str] | None
 ) -> str:
     found = fields.lookup(data, fields.EVENT_ID)
     key = found[0] if found else None
@@ -145,7 +148,7 @@ def _event_id(
     return value
 
 
-def _event_time(data: Mapping[str, Any], explain: dict[str, str] | None) -> tuple[int, list[str]]:
+def _event_time(data: EventData, explain: dict[str, str] | None) -> tuple[int, list[str]]:
     warnings: list[str] = []
     for key, path in fields.EVENT_TIME:
         value = data.get(path[0])
@@ -162,7 +165,7 @@ def _event_time(data: Mapping[str, Any], explain: dict[str, str] | None) -> tupl
 
 
 def map_event(
-    data: Mapping[str, Any], tag: TikTokTagSettings, *, explain: bool = False
+    data: EventData, tag: TikTokTagSettings, *, explain: bool = False
 ) -> MappedEvent | DroppedEvent:
     """Map one event's data for ``tag``. Never raises for any JSON-compatible ``data``."""
     notes: dict[str, str] | None = {} if explain else None

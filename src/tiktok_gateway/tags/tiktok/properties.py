@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from tiktok_gateway.event_data import EventData
 from tiktok_gateway.tags.tiktok import fields
 from tiktok_gateway.tags.tiktok.coerce import (
     round_money,
@@ -37,12 +37,7 @@ def _note(explain: Explain, field: str, key: str) -> None:
         explain[field] = key
 
 
-def _is_mapping(value: object) -> bool:
-    # The exact-type test first: isinstance against the Mapping ABC costs a Python-level call.
-    return type(value) is dict or isinstance(value, Mapping)
-
-
-def _first_of(entry: Mapping[str, Any], keys: tuple[str, ...]) -> object:
+def _first_of(entry: EventData, keys: tuple[str, ...]) -> object:
     for key in keys:
         value = entry.get(key)
         if value is not None and value != "":
@@ -50,7 +45,7 @@ def _first_of(entry: Mapping[str, Any], keys: tuple[str, ...]) -> object:
     return None
 
 
-def content_of(entry: Mapping[str, Any], default_type: str) -> dict[str, Any] | None:
+def content_of(entry: EventData, default_type: str) -> dict[str, Any] | None:
     """One ``contents`` entry from a GA4 item or a TikTok content object; ``None`` without an id.
 
     ``content_id`` is always a string, ``price`` a number, ``quantity`` an integer (1 when missing).
@@ -72,7 +67,7 @@ def content_of(entry: Mapping[str, Any], default_type: str) -> dict[str, Any] | 
     return content
 
 
-def _raw_contents(data: Mapping[str, Any], explain: Explain) -> tuple[list[Any], list[str]]:
+def _raw_contents(data: EventData, explain: Explain) -> tuple[list[Any], list[str]]:
     warnings: list[str] = []
     found = fields.lookup(data, fields.CONTENTS)
     if found is not None:
@@ -96,7 +91,7 @@ def _raw_contents(data: Mapping[str, Any], explain: Explain) -> tuple[list[Any],
 
 
 def _value(
-    data: Mapping[str, Any], contents: list[dict[str, Any]], explain: Explain
+    data: EventData, contents: list[dict[str, Any]], explain: Explain
 ) -> tuple[int | float | None, list[str]]:
     found = fields.lookup(data, fields.VALUE)
     if found is not None:
@@ -115,12 +110,12 @@ def _value(
     return round_money(total), []
 
 
-def _currency(data: Mapping[str, Any], explain: Explain) -> tuple[str | None, list[str]]:
+def _currency(data: EventData, explain: Explain) -> tuple[str | None, list[str]]:
     found = fields.lookup(data, fields.CURRENCY)
     key = found[0] if found else "items.0.currency"
     raw = found[1] if found else None
     items = data.get("items")
-    if raw is None and isinstance(items, list) and items and isinstance(items[0], Mapping):
+    if raw is None and isinstance(items, list) and items and isinstance(items[0], dict):
         raw = items[0].get("currency")
     text = to_text(raw)
     if text is None:
@@ -141,7 +136,7 @@ _TEXT_PROPERTIES: tuple[tuple[str, fields.Sources], ...] = (
 
 
 def build_properties(
-    data: Mapping[str, Any], *, tag_content_type: str, explain: Explain
+    data: EventData, *, tag_content_type: str, explain: Explain
 ) -> tuple[dict[str, Any], list[str]]:
     """The ``properties`` object (empty fields left out) and warnings for values dropped."""
     found = fields.lookup(data, fields.CONTENT_TYPE)
@@ -154,7 +149,7 @@ def build_properties(
     contents = [
         content
         for entry in raw
-        if _is_mapping(entry) and (content := content_of(entry, content_type))
+        if isinstance(entry, dict) and (content := content_of(entry, content_type))
     ]
     properties: dict[str, Any] = {}
     if contents:

@@ -9,11 +9,12 @@ the returned object is raw personal data.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from tiktok_gateway.event_data import EventData
 from tiktok_gateway.tags.tiktok import fields
 from tiktok_gateway.tags.tiktok.coerce import to_text
 from tiktok_gateway.tags.tiktok.hashing import (
@@ -98,14 +99,14 @@ def locale_of(language: str) -> str | None:
     return parts[0].lower()
 
 
-def _address(data: Mapping[str, Any]) -> Mapping[str, Any] | None:
+def _address(data: EventData) -> EventData | None:
     found = fields.lookup(data, fields.ADDRESS)
     if found is None:
         return None
     address = found[1]
     if isinstance(address, list):
         address = address[0]
-    return address if isinstance(address, Mapping) else None
+    return address if isinstance(address, dict) else None
 
 
 _ADDRESS_FIELDS: tuple[tuple[str, fields.Sources, Callable[[str], str | None]], ...] = (
@@ -118,9 +119,7 @@ _ADDRESS_FIELDS: tuple[tuple[str, fields.Sources, Callable[[str], str | None]], 
 )
 
 
-def _personal(
-    data: Mapping[str, Any], region: str, user: dict[str, Any], explain: Explain
-) -> list[str]:
+def _personal(data: EventData, region: str, user: dict[str, Any], explain: Explain) -> list[str]:
     """Add hashed email, phone, external id and address; return warnings for dropped values."""
     warnings: list[str] = []
     identifiers: tuple[tuple[str, fields.Sources, Callable[[str], str | None]], ...] = (
@@ -151,7 +150,7 @@ def _personal(
 
 
 def build_user(
-    data: Mapping[str, Any],
+    data: EventData,
     *,
     region: str,
     pii_allowed: bool,
