@@ -638,18 +638,37 @@ def test_repeated_values_decode_the_same_through_the_memo() -> None:
     assert first["items"] == again["items"] == [{"item_id": "1", "item_name": "Tee Shirt"}]
 
 
-def test_the_decoded_value_memo_never_holds_event_parameters() -> None:
-    email = "memo.probe%40example.com"
-    parse_hit(f"{HEAD}&en=e&ep.user_data.email_address={email}&ep.note=a%20b", b"", CTX)
-    held = set(ga4_web._DECODED) | set(ga4_web._DECODED.values())
-    assert not any("memo.probe" in text or text in ("a%20b", "a b") for text in held)
+def test_the_parameter_memo_never_holds_event_parameters_or_user_properties() -> None:
+    query = f"{HEAD}&en=e&ep.user_data.email_address=probe.1%40example.com&ep.note=probe%202"
+    parse_hit(query + "&up.mail=probe.3%40example.com&epn.probe=4", b"", CTX)
+    held = " ".join(ga4_web._FIELDS) + " ".join(str(v) for v in ga4_web._FIELDS.values())
+    assert "probe" not in held
+    assert "en=e" in ga4_web._FIELDS  # the memo is in use
 
 
-def test_the_decoded_value_memo_is_bounded() -> None:
-    for n in range(ga4_web.MAX_MEMO_VALUES + 10):
+def test_memoised_parameters_are_not_shared_between_events() -> None:
+    query = f"{HEAD}&en=e&uafvl=A%3B1%7CB%3B2&pr1=id1~nmTee"
+    first, second = (parse_hit(query, b"", CTX).events[0] for _ in range(2))
+    first["client_hints"]["full_version_list"].append("changed")
+    first["items"][0]["item_name"] = "changed"
+    assert second["client_hints"]["full_version_list"] == [
+        {"brand": "A", "version": "1"},
+        {"brand": "B", "version": "2"},
+    ]
+    assert second["items"] == [{"item_id": "1", "item_name": "Tee"}]
+
+
+def test_the_parameter_memo_is_bounded() -> None:
+    for n in range(ga4_web.MAX_MEMO_FIELDS + 10):
         parse_hit(f"{HEAD}&en=e&dt=t%20{n}", b"", CTX)
-    assert 0 < len(ga4_web._DECODED) <= ga4_web.MAX_MEMO_VALUES
-    long_title = "x%20" * ga4_web.MAX_MEMO_VALUE_LENGTH
+    assert 0 < len(ga4_web._FIELDS) <= ga4_web.MAX_MEMO_FIELDS
+    long_title = "x%20" * ga4_web.MAX_MEMO_FIELD_LENGTH
     event = parse_hit(f"{HEAD}&en=e&dt={long_title}", b"", CTX).events[0]
-    assert event["page_title"] == "x " * ga4_web.MAX_MEMO_VALUE_LENGTH
-    assert long_title not in ga4_web._DECODED
+    assert event["page_title"] == "x " * ga4_web.MAX_MEMO_FIELD_LENGTH
+    assert f"dt={long_title}" not in ga4_web._FIELDS
+
+
+@given(st.lists(st.sampled_from(["dt=a%20b", "_et=5", "epn.v=1.5", "uamb=1", "pr1=id1~nmA"])))
+def test_a_repeated_hit_parses_the_same(params: list[str]) -> None:
+    query = "&".join([HEAD, "en=e", *params])
+    assert parse_hit(query, b"", CTX).events == parse_hit(query, b"", CTX).events

@@ -50,9 +50,12 @@ from tiktok_gateway.sources.ga4_params import (
     ITEMS_KEY,
     MEASUREMENT_ID_KEY,
     NUMBER,
-    PARAMS,
     PATH_NUMBER,
     PATH_TEXT,
+    PREFIX_EVENT_NUMBER,
+    PREFIX_EVENT_TEXT,
+    PREFIX_USER_NUMBER,
+    PREFIX_USER_TEXT,
     PROTOCOL_VERSION_KEY,
     SYSTEM,
     SYSTEM_PROPERTIES_KEY,
@@ -70,10 +73,16 @@ SOURCE: Final = "ga4"
 USER_DATA_KEY: Final = "user_data"
 MAX_EVENTS_PER_HIT: Final = 200
 _DETAIL_LENGTH: Final = 64
-# The memo of decoded values (_decoded_shared): at most this many, each at most this long.
-MAX_MEMO_VALUES: Final = 4096
-MAX_MEMO_VALUE_LENGTH: Final = 2048
-_DECODED: dict[str, str] = {}
+# The memo of read parameters (_read): at most this many, each at most this long.
+MAX_MEMO_FIELDS: Final = 4096
+MAX_MEMO_FIELD_LENGTH: Final = 2048
+_FIELDS: dict[str, tuple[int, str, Any]] = {}
+_PERSONAL_PREFIXES: Final = (
+    PREFIX_EVENT_TEXT,
+    PREFIX_EVENT_NUMBER,
+    PREFIX_USER_TEXT,
+    PREFIX_USER_NUMBER,
+)
 
 
 class _Draft:
@@ -109,22 +118,39 @@ def _child(data: EventData, key: str) -> dict[str, Any]:
     return node
 
 
-def _decoded_shared(text: str) -> str:
-    """``decode_component(text)`` through a bounded memo.
+def _read(field: str) -> tuple[int, str, Any]:
+    """One ``name=value`` parameter as ``(kind, key, value)``: decoded, converted for its kind.
 
-    Used for the values that repeat from hit to hit of a page or a site (``dl``, ``dt``, ``dr``,
-    client hints, item strings), never for event parameters or user properties, so the memo does
-    not hold personal data a site sends in those. Cleared when full: names and values come from
-    clients, and a value seen before must not cost more than a dict lookup.
+    Converted values are immutable (text, number, flag): a memoised result can be shared.
     """
-    value = _DECODED.get(text)
-    if value is None:
-        value = decode_component(text)
-        if len(text) <= MAX_MEMO_VALUE_LENGTH:
-            if len(_DECODED) >= MAX_MEMO_VALUES:
-                _DECODED.clear()
-            _DECODED[text] = value
-    return value
+    name, _, text = field.partition("=")
+    if "%" in name or "+" in name:
+        name = decode_component(name)
+    rule = _RULES.get(name)
+    kind, key = rule if rule is not None else rule_of(name)
+    if "%" in text or "+" in text:
+        text = decode_component(text)
+    value: Any = text
+    if kind in (NUMBER, PATH_NUMBER, USER_NUMBER):
+        value = to_number(text)
+    elif kind == HINT_FLAG:
+        value = to_flag(text)
+    if len(field) <= MAX_MEMO_FIELD_LENGTH and _shareable(name):
+        if len(_FIELDS) >= MAX_MEMO_FIELDS:
+            _FIELDS.clear()
+        _FIELDS[field] = (kind, key, value)
+    return kind, key, value
+
+
+def _shareable(name: str) -> bool:
+    """Whether the parameter may enter the memo of ``_read``.
+
+    Most of a gtag hit repeats from hit to hit of a page or a site (``v``, ``tid``, ``dl``,
+    ``dt``, consent, client hints, item strings); those are memoised whole, so a repeated
+    parameter costs one dict lookup. Event parameters and user properties never are: sites put
+    personal data there (``ep.user_data.email_address``), which must not linger in memory.
+    """
+    return not name.startswith(_PERSONAL_PREFIXES)
 
 
 def _apply(draft: _Draft, text: str) -> None:
@@ -133,36 +159,22 @@ def _apply(draft: _Draft, text: str) -> None:
     for field in text.split("&"):
         if not field:
             continue
-        name, _, value = field.partition("=")
-        if "%" in name or "+" in name:
-            name = decode_component(name)
-        rule = _RULES.get(name)
-        kind, key = rule if rule is not None else rule_of(name)
-        if "%" in value or "+" in value:
-            shared = kind == ITEM or name in PARAMS
-            value = _decoded_shared(value) if shared else decode_component(value)
-        if kind == TEXT:
+        known = _FIELDS.get(field)
+        kind, key, value = known if known is not None else _read(field)
+        if kind in (TEXT, NUMBER):
             data[key] = value
-        elif kind == NUMBER:
-            data[key] = to_number(value)
         elif kind == SYSTEM:
             _child(data, SYSTEM_PROPERTIES_KEY)[key] = value
-        elif kind == HINT:
+        elif kind in (HINT, HINT_FLAG):
             _child(data, CLIENT_HINTS_KEY)[key] = value
-        elif kind == HINT_FLAG:
-            _child(data, CLIENT_HINTS_KEY)[key] = to_flag(value)
         elif kind == HINT_BRANDS:
             _child(data, CLIENT_HINTS_KEY)[key] = decode_brands(value)
         elif kind == ITEM:
             draft.items[key] = value
-        elif kind == PATH_TEXT:
+        elif kind in (PATH_TEXT, PATH_NUMBER):
             set_path(data, key, value)
-        elif kind == PATH_NUMBER:
-            set_path(data, key, to_number(value))
-        elif kind == USER_TEXT:
+        elif kind in (USER_TEXT, USER_NUMBER):
             _child(data, USER_PROPERTIES_KEY)[key] = value
-        elif kind == USER_NUMBER:
-            _child(data, USER_PROPERTIES_KEY)[key] = to_number(value)
 
 
 def _merge_user_data(data: EventData, decoded: dict[str, Any]) -> None:
