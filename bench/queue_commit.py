@@ -7,6 +7,12 @@ Latency is that of one ``put`` (the extra time a hit's answer waits). The queue 
 fresh temporary directory under ``--dir`` (default: the system's; put it on the disk you deploy on,
 a RAM disk makes fsync free). Not named ``queue.py``: run as a script, that would shadow the
 standard library's ``queue``.
+
+``--depth N`` measures instead what one call costs with N items queued (650-byte payloads, as
+the delivery bench's events): ``stats()`` (what ``/readyz`` and ``/metrics`` run), a put of 1 and
+of 1,000 items, a lease of 1,000 and their ack. Each is the MEDIAN of ``--repeat`` calls, timed
+from the event loop (so it includes the hop to the queue thread); every call holds that thread,
+and every put waits behind it.
 """
 
 from __future__ import annotations
@@ -16,8 +22,9 @@ import asyncio
 import random
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from statistics import quantiles
+from statistics import median, quantiles
 
 from tiktok_gateway.queue.base import NewItem
 from tiktok_gateway.queue.sqlite import SQLiteQueue
@@ -59,13 +66,59 @@ async def sustained(path: Path, callers: int, seconds: float) -> None:
     )
 
 
+OP_PAYLOAD = (PAYLOAD * 3)[:650]
+
+
+async def timed(call: Callable[[], Awaitable[object]], repeat: int) -> tuple[float, float]:
+    """Median and maximum seconds of ``repeat`` awaited calls."""
+    times: list[float] = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        await call()
+        times.append(time.perf_counter() - start)
+    return median(times), max(times)
+
+
+async def operations(path: Path, depth: int, repeat: int) -> None:
+    """The cost of single queue operations with ``depth`` items queued."""
+    queue = await SQLiteQueue.open(path)
+    for start in range(0, depth, 1000):
+        await queue.put([NewItem("g", OP_PAYLOAD)] * min(1000, depth - start))
+    one, thousand = [NewItem("g", OP_PAYLOAD)], [NewItem("g", OP_PAYLOAD)] * 1000
+    print(f"{depth:,} items queued; median (max) of {repeat} calls:")
+    print(f"  stats() returns    {await queue.stats()}")
+    acks: list[float] = []
+
+    async def lease_and_ack() -> None:
+        leased = await queue.lease(1000, 60)
+        began = time.perf_counter()
+        await queue.ack([item.id for item in leased])
+        acks.append(time.perf_counter() - began)
+
+    for name, call in (
+        ("stats()", queue.stats),
+        ("put 1 item", lambda: queue.put(one)),
+        ("put 1,000 items", lambda: queue.put(thousand)),
+        ("lease 1,000 + ack", lease_and_ack),
+    ):
+        middle, most = await timed(call, repeat)
+        print(f"  {name:18s} {middle * 1000:8.2f} ms ({most * 1000:.2f})")
+    print(f"  of which ack 1,000 {median(acks) * 1000:8.2f} ms ({max(acks) * 1000:.2f})")
+    await queue.close()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, default=None, help="where the queue file goes")
     parser.add_argument("--seconds", type=float, default=3.0, help="per concurrency level")
     parser.add_argument("--callers", type=int, nargs="*", default=[1, 10, 100, 200])
+    parser.add_argument("--depth", type=int, default=0, help="time single operations instead")
+    parser.add_argument("--repeat", type=int, default=20, help="calls per operation (--depth)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as directory:
+        if args.depth:
+            await operations(Path(directory) / "ops.db", args.depth, args.repeat)
+            return
         await burst(Path(directory) / "burst.db", 200)
         for callers in args.callers:
             await sustained(Path(directory) / f"queue-{callers}.db", callers, args.seconds)
