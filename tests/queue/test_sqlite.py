@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from contextlib import closing
 from pathlib import Path
 from typing import cast
 
@@ -14,7 +15,7 @@ import pytest
 
 from tests.fakes import FakeClock
 from tiktok_gateway.queue.base import DeadLetter, NewItem, QueueStats
-from tiktok_gateway.queue.sqlite import SQLiteQueue
+from tiktok_gateway.queue.sqlite import _STATS, SQLiteQueue
 
 
 def test_everything_survives_close_and_reopen(tmp_path: Path) -> None:
@@ -113,11 +114,99 @@ def test_two_queues_on_one_file_never_lease_the_same_item(tmp_path: Path) -> Non
     asyncio.run(main())
 
 
+def test_stats_stay_exact_when_two_queues_share_the_file(tmp_path: Path) -> None:
+    async def main() -> None:
+        clock = FakeClock()
+        one = await SQLiteQueue.open(tmp_path / "q.db", clock=clock)
+        two = await SQLiteQueue.open(tmp_path / "q.db", clock=clock)
+        await one.put([NewItem("g", b"%d" % n) for n in range(10)])
+        clock.advance(5)
+        await two.put([NewItem("g", b"late")])
+        leased = await two.lease(4, 60)
+        await one.ack([leased[0].id])
+        await one.dead_letter([DeadLetter(leased[1].id, "rejected")])
+        expected = QueueStats(depth=9, leased=2, oldest_age=5.0, dead=1)
+        assert await one.stats() == expected
+        assert await two.stats() == expected
+        assert await two.replay() == 1
+        assert await one.stats() == QueueStats(depth=10, leased=2, oldest_age=5.0, dead=0)
+        await one.close()
+        await two.close()
+
+    asyncio.run(main())
+
+
+OLD_LAYOUT = """
+CREATE TABLE items (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, grp TEXT NOT NULL, payload BLOB NOT NULL,
+    attempts INTEGER NOT NULL, leases INTEGER NOT NULL, enqueued_at REAL NOT NULL,
+    available_at REAL NOT NULL, lease_until REAL);
+CREATE INDEX items_available ON items(available_at);
+CREATE TABLE dead (
+    id INTEGER PRIMARY KEY, grp TEXT NOT NULL, payload BLOB NOT NULL, attempts INTEGER NOT NULL,
+    enqueued_at REAL NOT NULL, dead_at REAL NOT NULL, reason TEXT NOT NULL, code INTEGER,
+    message TEXT NOT NULL, request_id TEXT NOT NULL);
+CREATE INDEX dead_newest ON dead(dead_at);
+INSERT INTO items VALUES (1, 'g', x'31', 0, 0, 100.0, 100.0, NULL);
+INSERT INTO items VALUES (2, 'g', x'32', 0, 1, 90.0, 200.0, 200.0);
+INSERT INTO dead VALUES (3, 'g', x'33', 2, 80.0, 150.0, 'rejected', 40002, 'bad', 'r');
+"""
+
+
+def test_a_file_of_the_old_layout_opens_with_exact_counts(tmp_path: Path) -> None:
+    """Files written before ``counts`` existed get it, and its indexes, when opened."""
+    path = tmp_path / "q.db"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.executescript(OLD_LAYOUT)
+
+    async def main() -> None:
+        queue = await SQLiteQueue.open(path, clock=FakeClock(now=160.0))
+        assert await queue.stats() == QueueStats(depth=2, leased=1, oldest_age=70.0, dead=1)
+        (item,) = await queue.lease(10, 60)
+        assert item.payload == b"1"
+        await queue.ack([item.id])
+        assert await queue.stats() == QueueStats(depth=1, leased=1, oldest_age=70.0, dead=1)
+        await queue.close()
+
+    asyncio.run(main())
+
+
+def test_open_repairs_counts_after_writes_that_bypassed_the_queue(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+
+    async def main() -> None:
+        queue = await SQLiteQueue.open(path)
+        await queue.put([NewItem("g", b"%d" % n) for n in range(5)])
+        await queue.close()
+        with closing(sqlite3.connect(path)) as conn, conn:  # as an older version would write
+            conn.execute("DELETE FROM items WHERE id <= 2")
+            conn.execute("INSERT INTO dead SELECT 9, 'g', x'00', 0, 0, 0, 'rejected', NULL, '', ''")
+        queue = await SQLiteQueue.open(path)
+        stats = await queue.stats()
+        assert (stats.depth, stats.dead) == (3, 1)
+        await queue.close()
+
+    asyncio.run(main())
+
+
+def test_stats_read_indexes_and_one_row_never_a_table_scan(tmp_path: Path) -> None:
+    async def main() -> None:
+        queue = await SQLiteQueue.open(tmp_path / "q.db")
+        await queue.close()
+
+    asyncio.run(main())
+    with closing(sqlite3.connect(tmp_path / "q.db")) as conn:
+        plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + _STATS, (0.0,))]
+    assert "SEARCH items USING COVERING INDEX items_leased (lease_until>?)" in plan
+    assert "SEARCH items USING COVERING INDEX items_enqueued" in plan
+    assert [step for step in plan if step.startswith("SCAN")] == ["SCAN counts"]
+
+
 KILLED_AFTER_PUT = """
 import asyncio, os, signal, sys
 from pathlib import Path
 from tiktok_gateway.queue.base import NewItem
-from tiktok_gateway.queue.sqlite import SQLiteQueue
+from tiktok_gateway.queue.sqlite import _STATS, SQLiteQueue
 
 async def main() -> None:
     queue = await SQLiteQueue.open(Path(sys.argv[1]))
