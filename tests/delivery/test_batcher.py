@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.fakes import FakeClock
+from tiktok_gateway import wire_json
 from tiktok_gateway.delivery.batcher import Batch, Batcher
-from tiktok_gateway.delivery.envelope import Envelope
+from tiktok_gateway.delivery.envelope import Envelope, RawEnvelope
 from tiktok_gateway.queue.base import LeasedItem
+from tiktok_gateway.tags.tiktok.payload import request_body
 
 
 def event(n: int, pad: int = 0) -> dict[str, object]:
@@ -16,10 +20,11 @@ def event(n: int, pad: int = 0) -> dict[str, object]:
 
 def entry(
     n: int, tag: str = "shop", test_code: str | None = None, pad: int = 0
-) -> tuple[LeasedItem, Envelope]:
+) -> tuple[LeasedItem, RawEnvelope]:
+    """A leased event as the worker hands it to the batcher: its queue item and raw envelope."""
     envelope = Envelope(tag, "PIXEL1", test_code, event(n, pad))
     item = LeasedItem(f"{n}:1", envelope.group, envelope.to_bytes(), 0, 0.0)
-    return item, envelope
+    return item, RawEnvelope.from_bytes(item.payload)
 
 
 def ids(batch: Batch) -> list[str]:
@@ -46,7 +51,8 @@ def test_full_by_bytes_keeps_the_body_under_the_budget() -> None:
     assert len(batches) > 1
     for batch in batches:
         assert len(batch.body()) <= 2_000
-        assert json.loads(batch.body())["data"] == [e.event for e in batch.envelopes]
+        numbers = [int(i.id.partition(":")[0]) for i in batch.items]
+        assert json.loads(batch.body())["data"] == [event(n, pad=400) for n in numbers]
     assert [i for b in batches for i in ids(b)] == [f"e{n}" for n in range(10)]
 
 
@@ -118,3 +124,15 @@ def test_halves_and_subset_keep_order_and_shape() -> None:
     assert (ids(first), ids(second)) == (["e0", "e1"], ["e2", "e3", "e4"])
     assert second.test_event_code == "T"
     assert ids(batch.subset([4, 0])) == ["e4", "e0"]
+
+
+@pytest.mark.parametrize("test_code", [None, "TEST1"])
+def test_the_spliced_body_is_the_encoded_request_byte_for_byte(test_code: str | None) -> None:
+    batcher = Batcher(max_wait=1.0, clock=FakeClock())
+    for n in range(4):
+        batcher.add(*entry(n, test_code=test_code, pad=n))
+    [batch] = batcher.ready(force=True)
+    events = [event(n, pad=n) for n in range(4)]
+    assert batch.body() == wire_json.dumps(request_body("PIXEL1", events, test_code))
+    expected = wire_json.dumps(request_body("PIXEL1", [events[3], events[1]], test_code))
+    assert batch.subset([3, 1]).body() == expected

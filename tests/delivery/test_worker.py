@@ -56,8 +56,11 @@ class TikTok:
         self.concurrent = self.max_concurrent = 0
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content)
         self.requests.append(request)
+        try:
+            body = json.loads(request.content)
+        except ValueError:  # answered as the sandbox does: a bad field, no event named
+            return answer(40002, "Invalid JSON body")
         self.concurrent += 1
         self.max_concurrent = max(self.max_concurrent, self.concurrent)
         try:
@@ -427,6 +430,26 @@ def test_bad_payloads_and_unknown_tags_are_dead_lettered() -> None:
 
     tiktok = scenario(body)
     assert len(tiktok.requests) == 1
+
+
+def test_an_event_damaged_in_the_queue_is_isolated_by_bisection() -> None:
+    """The worker splices queued event bytes into the body unparsed; if one was damaged (the
+    queue file edited), TikTok refuses the whole body and bisection finds the event."""
+    envelope = Envelope("shop", "PIXEL1", None, {"event": "ViewContent", "event_id": "bad"})
+    damaged = envelope.to_bytes().replace(b'"event":"ViewContent"', b'"event":ViewContent')
+
+    async def body(rig: Rig) -> None:
+        await rig.put(2)
+        await rig.queue.put([NewItem(envelope.group, damaged)])
+        await rig.put(2, first=2)
+        await rig.worker.drain()
+        [record] = await rig.queue.dead_letters()
+        assert (record.payload, record.reason, record.code) == (damaged, "rejected", 40002)
+        assert (await rig.queue.stats()).depth == 0
+
+    tiktok = scenario(body)
+    delivered = sorted(event["event_id"] for b in tiktok.bodies for event in b["data"])
+    assert delivered == ["e0", "e1", "e2", "e3"]
 
 
 def test_groups_with_different_test_codes_never_share_a_request() -> None:

@@ -12,6 +12,10 @@ backlogged event at once in small batches, just when TikTok most needs fewer req
 
 Events of different groups never share a batch (a request carries one test code), and the
 order of events within a group is kept.
+
+Events stay JSON bytes (``RawEnvelope.event_json``) from the queue to the wire: a request body is
+its head and the events' bytes joined by commas, the same bytes ``wire_json.dumps`` would write
+for the whole body, and the byte budget counts exactly those bytes.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tiktok_gateway import wire_json
-from tiktok_gateway.delivery.envelope import Envelope
+from tiktok_gateway.delivery.envelope import RawEnvelope
 from tiktok_gateway.queue.base import Clock, LeasedItem, wall_clock
 from tiktok_gateway.tags.tiktok.payload import MAX_BATCH_EVENTS, request_body
 
@@ -42,7 +46,7 @@ class Batch:
     pixel_code: str
     test_event_code: str | None
     items: tuple[LeasedItem, ...]
-    envelopes: tuple[Envelope, ...]
+    envelopes: tuple[RawEnvelope, ...]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -53,12 +57,12 @@ class Batch:
 
     @property
     def event_ids(self) -> list[str]:
-        return [str(envelope.event.get("event_id", "")) for envelope in self.envelopes]
+        return [envelope.event_id for envelope in self.envelopes]
 
     def body(self) -> bytes:
-        """The request body (``payload.request_body``) as compact JSON."""
-        events = [envelope.event for envelope in self.envelopes]
-        return encode(request_body(self.pixel_code, events, self.test_event_code))
+        """The request body (``payload.request_body``) as compact JSON, events spliced in."""
+        events = (envelope.event_json for envelope in self.envelopes)
+        return _open_body(self.pixel_code, self.test_event_code) + b",".join(events) + b"]}"
 
     def subset(self, indexes: Sequence[int]) -> Batch:
         """A batch of the same request shape with the events at ``indexes``, in that order."""
@@ -77,6 +81,14 @@ class Batch:
         return self.subset(range(middle)), self.subset(range(middle, len(self)))
 
 
+def _open_body(pixel_code: str, test_event_code: str | None) -> bytes:
+    """A request body without events, cut open after the ``[`` of its ``data`` list."""
+    empty = encode(request_body(pixel_code, [], test_event_code))
+    if not empty.endswith(b"[]}"):  # "data" must stay the last member for the splice
+        raise ValueError(f"request_body does not end with its data list: {empty[-40:]!r}")
+    return empty[:-2]
+
+
 _Key = tuple[str, str, str, str | None]
 
 
@@ -85,7 +97,7 @@ class _Open:
     """A batch being filled: its events, their body size so far, and when the first came in."""
 
     items: list[LeasedItem] = field(default_factory=list)
-    envelopes: list[Envelope] = field(default_factory=list)
+    envelopes: list[RawEnvelope] = field(default_factory=list)
     size: int = 0
     first_added: float = 0.0
 
@@ -113,10 +125,10 @@ class Batcher:
         """Events added and not yet returned by ``ready``."""
         return self._pending
 
-    def add(self, item: LeasedItem, envelope: Envelope) -> None:
+    def add(self, item: LeasedItem, envelope: RawEnvelope) -> None:
         """Add one event; a batch that is full (by count or bytes) becomes ready at once."""
         key = (item.group, envelope.tag, envelope.pixel_code, envelope.test_event_code)
-        size = len(encode(envelope.event)) + 1  # the comma between two events
+        size = len(envelope.event_json) + 1  # the comma between two events
         current = self._open.get(key)
         if current is not None and current.size + size > self._max_bytes:
             self._close(key)

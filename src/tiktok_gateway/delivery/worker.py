@@ -27,7 +27,7 @@ import httpx
 
 from tiktok_gateway.delivery.backoff import BackoffPolicy
 from tiktok_gateway.delivery.batcher import MAX_BYTES, Batch, Batcher
-from tiktok_gateway.delivery.envelope import Envelope, group_of, split_group
+from tiktok_gateway.delivery.envelope import RawEnvelope, group_of, split_group
 from tiktok_gateway.delivery.ledger import DeliveryResult, Ledger
 from tiktok_gateway.queue.base import Clock, LeasedItem, Queue, wall_clock
 from tiktok_gateway.tags.tiktok.classify import Delivered, Outcome, Pause, Reject, Retry, Split
@@ -196,9 +196,7 @@ class DeliveryWorker:
         for item in items:
             self._groups.setdefault(split_group(item.group)[0], set()).add(item.group)
             try:
-                envelope = Envelope.from_bytes(item.payload)
-                if not isinstance(envelope.event, dict):
-                    raise TypeError("event is not an object")
+                envelope = RawEnvelope.from_bytes(item.payload)
             except (ValueError, KeyError, TypeError) as error:
                 reason = f"{type(error).__name__}: {error}"
                 await self._ledger.dead_letter_item(item, "invalid_payload", reason)
