@@ -7,6 +7,8 @@ view_item, add_to_cart with items, purchase with e-mail and phone) into a gatewa
 sandbox refuses, so its tag pauses and the queue only fills (ingest is not measured). That
 gateway stops; a new one with the right token starts on the same queue file and drains it. Every
 0.2 s the bench reads the sandbox's ``accepted_total``, every 2 s the gateway's ``/readyz``.
+``--latency-ms`` adds that much to every sandbox answer, standing in for a TikTok that is further
+away than the same machine.
 
 Reading it: "events/s" is the MEDIAN of the per-second rates while the queue drains (the first
 and last, partial, seconds left out); "overall": events over the time from the first accepted
@@ -127,6 +129,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000, help="pre-loaded per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--parallel", type=int, default=4, help="concurrent /events POSTs")
+    parser.add_argument(
+        "--latency-ms", type=float, default=0.0, help="the sandbox's added answer time"
+    )
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the gateway")
     args = parser.parse_args()
     os.sched_setaffinity(0, {TIKTOK_CPU})
@@ -148,7 +153,8 @@ def main() -> None:
     gateway_url, tiktok_url = (f"http://127.0.0.1:{port}" for port in ports)
     cli = [sys.executable, "-m", "tiktok_gateway"]
     tiktok = servers.start(
-        [*cli, "sandbox", "--access-token-env", "TOKEN", "--port", str(ports[1])],
+        [*cli, "sandbox", "--access-token-env", "TOKEN", "--latency-ms", str(args.latency_ms),
+         "--port", str(ports[1])],
         {"TOKEN": TOKEN}, TIKTOK_CPU, log,
     )  # fmt: skip
     serve = [*cli, "serve", "--host", "127.0.0.1", "--port", str(ports[0])]
