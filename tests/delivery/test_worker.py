@@ -563,3 +563,25 @@ def test_stop_flushes_waits_and_releases_the_rest() -> None:
     asyncio.run(main())
     sent = {b.get("test_event_code"): len(b["data"]) for b in tiktok.bodies}
     assert sent == {"SLOW": 1000, None: 2}
+
+
+def test_the_next_batch_is_leased_while_every_request_slot_is_busy() -> None:
+    held: list[int] = []  # events leased and not yet answered, as each request is answered
+
+    async def body(rig: Rig) -> None:
+        def respond(body: Body) -> httpx.Response:
+            answered = sum(len(earlier["data"]) for earlier in rig.tiktok.bodies)
+            held.append(len(rig.queue.leased) - answered)
+            return answer()
+
+        rig.tiktok.respond, rig.tiktok.latency = respond, 0.1
+        await rig.put(8)
+        running = asyncio.create_task(rig.worker.run())
+        while (await rig.queue.stats()).depth:
+            await asyncio.sleep(0.01)
+        await rig.worker.stop()
+        await running
+
+    scenario(body, max_in_flight=1, lease_limit=2, max_events=2)
+    # One batch of 2 in flight and the next one leased ahead, never more; the last has none.
+    assert held == [4, 4, 4, 2]

@@ -161,13 +161,19 @@ class DeliveryWorker:
     # -- leasing and batching ---------------------------------------------------------------
 
     async def _step(self, force: bool) -> tuple[int, bool]:
-        """Lease (when a request slot is free), batch, start ready batches.
+        """Start what waits for a free request slot, lease ahead when nothing waits, batch,
+        start ready batches.
+
+        Leasing ahead: the next lease is taken and batched while every slot is busy, so a slot
+        that frees starts its batch at once instead of waiting for a lease (and its commit).
+        Only when nothing waits in the outbox: one lease ahead at most, since the leases of a
+        waiting batch run down while it waits.
 
         Returns how many items were leased and whether the lease was full (more may wait)."""
         self._wake.clear()
+        self._launch()
         leased, room = 0, self._lease_limit - self._batcher.pending
-        free = not self._outbox and len(self._tasks) < self._max_in_flight
-        if not self._stopping and free and room > 0:
+        if not self._stopping and not self._outbox and room > 0:
             items = await self._queue.lease(room, self._lease_seconds, self._excluded())
             leased = len(items)
             await self._accept(items)
