@@ -9,7 +9,6 @@ events of the same request are still accepted), oversized bodies 413, wrong secr
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from tiktok_gateway.endpoints.access import bearer_matches, runtime_of
 from tiktok_gateway.endpoints.body import BodyTooLarge, error_response, read_body
 from tiktok_gateway.endpoints.cookies import set_ttclid_cookie
 from tiktok_gateway.endpoints.cors import apply_cors
+from tiktok_gateway.endpoints.request_id import new_request_id
 from tiktok_gateway.errors import AuthError, InputError
 from tiktok_gateway.event_data import ParsedInput, RequestContext
 from tiktok_gateway.ingest import IngestResult
@@ -111,7 +111,7 @@ async def _ingest(request: Request, source: str, parse: Parser) -> tuple[_Exchan
         request=request,
         runtime=runtime,
         source=source,
-        request_id=secrets.token_hex(8),
+        request_id=new_request_id(),
         started=time.perf_counter(),
         received_at=time.time(),
     )
