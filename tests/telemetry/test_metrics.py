@@ -10,9 +10,12 @@ from tests.telemetry.helpers import HIT, run, scrape
 from tiktok_gateway.delivery.envelope import group_of
 from tiktok_gateway.delivery.ledger import DeliveryResult
 from tiktok_gateway.delivery.worker import PauseState
+from tiktok_gateway.errors import LineError
+from tiktok_gateway.observe import HitRecord
 from tiktok_gateway.queue.base import NewItem
+from tiktok_gateway.tags.tiktok.mapping import DroppedEvent, MappedEvent
 from tiktok_gateway.telemetry import Telemetry
-from tiktok_gateway.telemetry.metrics import CODE_CLASSES, code_class
+from tiktok_gateway.telemetry.metrics import CODE_CLASSES, Children, _word, code_class
 
 DENIED = HIT + "&gcs=G100"  # ad_storage denied: the default "respect" policy drops it
 LEAVE = HIT.replace("en=page_view", "en=user_engagement")  # no trigger fires on it
@@ -203,3 +206,79 @@ def test_code_classes(kind: str, code: int | None, message: str, expected: str) 
     result = DeliveryResult("t", "t|", kind, 1, code, message, sent=True)
     assert code_class(result) == expected
     assert expected in CODE_CLASSES
+
+
+def _sample(telemetry: Telemetry, name: str, **labels: str) -> float | None:
+    value: float | None = telemetry.registry.get_sample_value(name, labels)
+    return value
+
+
+def test_children_are_the_metrics_own_and_cleaned_once() -> None:
+    telemetry = Telemetry()
+    children = Children(telemetry.hit_errors, _word)
+    first = children("ga4", "Not A Word!")
+    assert first is telemetry.hit_errors.labels("ga4", "other")
+    assert children("ga4", "Not A Word!") is first
+    first.inc()
+    children("ga4", "Not A Word!").inc(2)
+    assert _sample(telemetry, "gateway_hit_errors_total", source="ga4", reason="other") == 3
+
+
+def test_children_past_the_limit_still_count() -> None:
+    telemetry = Telemetry()
+    children = Children(telemetry.events_mapped, limit=2)
+    for round_ in range(3):
+        for tag in ("a", "b", "c", "d"):
+            children(tag).inc()
+        assert len(children._cache) == 2, round_
+    for tag in ("a", "b", "c", "d"):
+        assert _sample(telemetry, "gateway_events_mapped_total", tag=tag) == 3
+
+
+def test_on_hit_counts_what_labels_would() -> None:
+    """Each record's counts, through the cached children, land in the series ``labels`` names."""
+    telemetry = Telemetry()
+    mapped = MappedEvent("shop", "C1", None, {})
+    dropped = DroppedEvent("shop", "page_view", "consent")
+    errors = [LineError("missing_event_name", line=1), LineError("Odd Reason", line=2)]
+    hits = [
+        HitRecord("r1", "ga4", 0.0, 204, "accepted", events=[{}], outcomes=[[mapped]], queued=1),
+        HitRecord(
+            "r2",
+            "ga4",
+            0.0,
+            400,
+            "partial",
+            events=[{}, {}, {}],
+            outcomes=[[mapped, dropped], [], [mapped]],
+            errors=errors,
+            queued=2,
+            dropped={"consent": 1},
+            duration_seconds=0.003,
+        ),
+        HitRecord("r3", "mp", 0.0, 403, "unauthorized", error="bad_api_secret"),
+        HitRecord("r4", "Weird Source", 0.0, 400, "invalid", error="x y"),
+    ]
+    for _ in range(2):
+        for hit in hits:
+            telemetry.on_hit(hit)
+    expected = {
+        ("gateway_hits_total", (("source", "ga4"), ("outcome", "accepted"))): 2,
+        ("gateway_hits_total", (("source", "ga4"), ("outcome", "partial"))): 2,
+        ("gateway_hits_total", (("source", "mp"), ("outcome", "unauthorized"))): 2,
+        ("gateway_hits_total", (("source", "other"), ("outcome", "invalid"))): 2,
+        ("gateway_hit_errors_total", (("source", "mp"), ("reason", "bad_api_secret"))): 2,
+        ("gateway_hit_errors_total", (("source", "other"), ("reason", "other"))): 2,
+        ("gateway_events_received_total", (("source", "ga4"),)): 8,
+        ("gateway_events_invalid_total", (("source", "ga4"), ("reason", "missing_event_name"))): 2,
+        ("gateway_events_invalid_total", (("source", "ga4"), ("reason", "other"))): 2,
+        ("gateway_events_mapped_total", (("tag", "shop"),)): 6,
+        ("gateway_events_dropped_total", (("reason", "consent"),)): 2,
+        ("gateway_events_dropped_total", (("reason", "unrouted"),)): 2,
+        ("gateway_request_seconds_count", (("source", "ga4"),)): 4,
+        ("gateway_request_seconds_count", (("source", "mp"),)): 2,
+        ("gateway_request_seconds_count", (("source", "other"),)): 2,
+        ("gateway_request_seconds_sum", (("source", "ga4"),)): 0.006,
+    }
+    for (name, labels), value in expected.items():
+        assert _sample(telemetry, name, **dict(labels)) == pytest.approx(value), (name, labels)

@@ -15,10 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections import Counter as Tally
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import structlog
 from prometheus_client import (
@@ -29,6 +28,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.metrics import MetricWrapperBase
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -42,7 +42,7 @@ from tiktok_gateway.telemetry.logs import register_secrets, scrub
 if TYPE_CHECKING:
     from tiktok_gateway.runtime import Runtime
 
-__all__ = ["CODE_CLASSES", "MetricInfo", "Telemetry", "code_class", "metrics_endpoint"]
+__all__ = ["CODE_CLASSES", "Children", "MetricInfo", "Telemetry", "code_class", "metrics_endpoint"]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,45 @@ STATS_TIMEOUT = 2.0
 
 def _word(value: str) -> str:
     return value if _WORD.fullmatch(value) else "other"
+
+
+M = TypeVar("M", bound=MetricWrapperBase)
+
+# Children kept per metric by ``Children``; past it, lookups go to ``labels`` every time.
+CHILDREN_LIMIT = 1024
+
+
+class Children(Generic[M]):
+    """The labelled children of one metric, each looked up through ``labels`` only once.
+
+    ``children(*raw)`` is ``metric.labels(*(clean(v) for v in raw))``: the same child, so the
+    same series and values, without ``labels``' validation, string conversion and lock and
+    without ``clean`` (the ``_word`` regex) on every hit. Keyed by the raw values; at most
+    ``limit`` are kept (label values are fixed words and configured tag names, so a handful
+    are ever seen; the limit only stops odd input from growing the dict). Children are never
+    removed from the metrics here; one that was would go on being counted but not shown.
+    """
+
+    __slots__ = ("_cache", "_clean", "_limit", "_metric")
+
+    def __init__(
+        self,
+        metric: M,
+        clean: Callable[[str], str] = str,
+        limit: int = CHILDREN_LIMIT,
+    ) -> None:
+        self._metric = metric
+        self._clean = clean
+        self._limit = limit
+        self._cache: dict[tuple[str, ...], M] = {}
+
+    def __call__(self, *raw: str) -> M:
+        child = self._cache.get(raw)
+        if child is None:
+            child = self._metric.labels(*map(self._clean, raw))
+            if len(self._cache) < self._limit:
+                self._cache[raw] = child
+        return child
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +262,17 @@ class Telemetry:
                 self.hits.labels(source, outcome)
         for reason in DROP_REASONS:
             self.events_dropped.labels(reason)
+        # The children the observer methods count in, looked up once per label values.
+        self._hits = Children(self.hits, _word)
+        self._hit_errors = Children(self.hit_errors, _word)
+        self._request_seconds = Children(self.request_seconds, _word)
+        self._events_received = Children(self.events_received, _word)
+        self._events_invalid = Children(self.events_invalid, _word)
+        self._events_mapped = Children(self.events_mapped)  # tag names, from the configuration
+        self._events_dropped = Children(self.events_dropped, _word)
+        self._delivery_events = Children(self.delivery_events)  # (tag, a _word)
+        self._delivery_requests = Children(self.delivery_requests)
+        self._delivery_seconds = Children(self.delivery_seconds)
 
     # -- registration ---------------------------------------------------------------------------
 
@@ -253,29 +303,29 @@ class Telemetry:
     # -- the observer ---------------------------------------------------------------------------
 
     def on_hit(self, hit: HitRecord) -> None:
-        source = _word(hit.source)
-        self.hits.labels(source, _word(hit.outcome)).inc()
-        self.request_seconds.labels(source).observe(hit.duration_seconds)
+        source = hit.source
+        self._hits(source, hit.outcome).inc()
+        self._request_seconds(source).observe(hit.duration_seconds)
         if hit.error:
-            self.hit_errors.labels(source, _word(hit.error)).inc()
+            self._hit_errors(source, hit.error).inc()
         if hit.events:
-            self.events_received.labels(source).inc(len(hit.events))
+            self._events_received(source).inc(len(hit.events))
         for error in hit.errors:
-            self.events_invalid.labels(source, _word(error.reason)).inc()
-        mapped: Tally[str] = Tally()
+            self._events_invalid(source, error.reason).inc()
+        mapped: dict[str, int] = {}  # a plain dict: building a collections.Counter costs more
         unrouted = 0
         for outcomes in hit.outcomes:
             if not outcomes:
                 unrouted += 1
             for outcome in outcomes:
                 if not isinstance(outcome, DroppedEvent):
-                    mapped[outcome.tag] += 1
+                    mapped[outcome.tag] = mapped.get(outcome.tag, 0) + 1
         for tag, count in mapped.items():
-            self.events_mapped.labels(tag).inc(count)
+            self._events_mapped(tag).inc(count)
         for reason, count in hit.dropped.items():
-            self.events_dropped.labels(_word(reason)).inc(count)
+            self._events_dropped(reason).inc(count)
         if unrouted:
-            self.events_dropped.labels("unrouted").inc(unrouted)
+            self._events_dropped("unrouted").inc(unrouted)
         if structlog.is_configured():
             self._log.info(
                 "hit",
@@ -294,12 +344,12 @@ class Telemetry:
 
     def on_delivery(self, result: DeliveryResult) -> None:
         tag, kind = result.tag, _word(result.outcome_kind)
-        self.delivery_events.labels(tag, kind).inc(result.events)
+        self._delivery_events(tag, kind).inc(result.events)
         code_cls = None
         if result.sent:
             code_cls = code_class(result)
-            self.delivery_requests.labels(tag, code_cls).inc()
-            self.delivery_seconds.labels(tag).observe(result.latency_seconds)
+            self._delivery_requests(tag, code_cls).inc()
+            self._delivery_seconds(tag).observe(result.latency_seconds)
             self.batch_events.observe(result.events)
         if structlog.is_configured():
             emit = self._log.warning if kind in _WARN_OUTCOMES else self._log.info
