@@ -15,7 +15,7 @@ from tests.telemetry.helpers import HIT, json_lines, run
 from tiktok_gateway.delivery.ledger import DeliveryResult
 from tiktok_gateway.observe import HitRecord
 from tiktok_gateway.telemetry import Telemetry, configure_logging, scrub
-from tiktok_gateway.telemetry.logs import configure_from_environment
+from tiktok_gateway.telemetry.logs import configure_from_environment, register_secrets
 
 SHAPE = {"event", "level", "logger", "timestamp"}
 
@@ -231,3 +231,86 @@ def test_ids_keep_their_digits_but_free_text_does_not(log_stream: io.StringIO) -
     assert line["request_id"] == "1234567890abcdef"
     assert line["tiktok_request_id"] == "20240101123456789"
     assert line["detail"] == "[number]"
+
+
+class _Opaque:
+    def __repr__(self) -> str:
+        return "<opaque mail me@example.org>"
+
+
+def _emit_lines(secret: str) -> None:
+    """structlog lines of every kind the gateway writes, and some it may one day."""
+    log = structlog.get_logger("tiktok_gateway.telemetry")
+    log.info(
+        "hit",
+        request_id="0123456789abcdef",
+        source="ga4",
+        status=204,
+        outcome="accepted",
+        events=2,
+        dropped={"consent": 1},
+        error=None,
+        ms=1.5,
+    )
+    log.warning(
+        "delivery",
+        tag="shop",
+        message=f"Batch.0.user.email: a@b.co is not {secret} nor +1 415 555 0100",
+        tiktok_request_id="20240101123456789",
+        ids=["x@y.org", 5551234567],
+    )
+    log.info("umlaut \u00e4 and \U0001f600", thing=_Opaque(), ratio=float("nan"))
+    try:
+        raise RuntimeError(f"boom {secret}")
+    except RuntimeError:
+        log.exception("failed", stage="send")
+    structlog.get_logger().debug("below the level")
+
+
+def _through_the_stdlib_bridge(level: int) -> None:
+    """structlog as configured before its lines bypassed stdlib logging: each line a LogRecord
+    formatted by the root handler's ProcessorFormatter."""
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        cache_logger_on_first_use=False,
+    )
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_structlog_lines_are_the_lines_the_stdlib_bridge_wrote(as_json: bool) -> None:
+    secret = "tok-123456789"
+    register_secrets([secret])
+    direct, bridged = io.StringIO(), io.StringIO()
+    configure_logging(json=as_json, level="info", stream=direct)
+    _emit_lines(secret)
+    configure_logging(json=as_json, level="info", stream=bridged)
+    _through_the_stdlib_bridge(logging.INFO)
+    _emit_lines(secret)
+    stamp = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z")
+    lines = stamp.sub("T", direct.getvalue()), stamp.sub("T", bridged.getvalue())
+    assert lines[0] == lines[1]
+    for event in ("hit", "delivery", "umlaut", "failed"):
+        assert len(re.findall(rf"\b{event}\b", lines[0])) == 1, event
+    assert "below the level" not in lines[0]
+    assert "RuntimeError: boom [secret]" in lines[0]
+    assert secret not in lines[0]
+    assert "a@b.co" not in lines[0]
+    assert "x@y.org" not in lines[0]
+
+
+def test_a_failing_stream_fails_no_caller(capsys: pytest.CaptureFixture[str]) -> None:
+    class Broken(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError("disk full")
+
+    configure_logging(json=True, level="info", stream=Broken())
+    structlog.get_logger("tiktok_gateway.telemetry").info("hit", request_id="r1")
+    assert "--- Logging error ---" in capsys.readouterr().err  # as logging's handlers report it

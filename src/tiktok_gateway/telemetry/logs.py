@@ -3,8 +3,10 @@
 ``configure_logging`` is called once by ``tiktok-gateway serve`` (``GATEWAY_LOG_FORMAT=json`` or
 ``console``, ``GATEWAY_LOG_LEVEL``): JSON lines in production, readable key=value lines in a
 terminal. Lines from the standard ``logging`` module (the worker, the ledger, uvicorn) go
-through structlog's ``ProcessorFormatter`` on the root handler, so every line has the same keys:
-``event``, ``level``, ``logger``, ``timestamp`` and the line's own fields.
+through structlog's ``ProcessorFormatter`` on the root handler; structlog's own lines (``hit``,
+``delivery``) run through the same processors in structlog and are written straight to that
+handler's stream, not through ``logging`` (cheaper; other root handlers do not see them). So
+every line has the same keys: ``event``, ``level``, ``logger``, ``timestamp`` and its own fields.
 
 Nothing secret or personal is logged on purpose (only counts, ids and stable reasons), and a last
 processor scrubs every line anyway (``scrub``): the configured secrets (access tokens, admin and
@@ -131,6 +133,54 @@ def scrub_processor(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDi
 _FIRST_KEYS = ("timestamp", "level", "logger", "event")
 
 
+class _HandlerWriter:
+    """What structlog's bound loggers wrap: writes each rendered line through ``handler``.
+
+    structlog lines are rendered by structlog itself, with the processors ``ProcessorFormatter``
+    applies to stdlib records, and written here to the handler's stream under the handler's
+    lock, as ``StreamHandler.emit`` writes (line, terminator, flush; a failing write goes to
+    ``handleError``). So both kinds of line look the same and never interleave, while structlog
+    lines skip the stdlib machinery: a ``LogRecord``, the caller lookup, the formatter's copy of
+    the record (measured: about two thirds of the cost of the ``hit`` line). The stdlib level
+    of the line's logger is not consulted: the bound logger filters by the configured level.
+    """
+
+    __slots__ = ("_handler", "name")
+
+    def __init__(self, name: str, handler: logging.StreamHandler[TextIO]) -> None:
+        self.name = name  # read by add_logger_name
+        self._handler = handler
+
+    def msg(self, line: str) -> None:
+        handler = self._handler
+        handler.acquire()
+        try:
+            stream = handler.stream
+            stream.write(line + handler.terminator)
+            stream.flush()
+        except RecursionError:  # as StreamHandler.emit: see logging's issue 36272
+            raise
+        except Exception:
+            handler.handleError(logging.makeLogRecord({"name": self.name, "msg": line}))
+        finally:
+            handler.release()
+
+    # Every level the bound logger may call: its level filter already chose to write the line.
+    debug = info = warning = warn = error = exception = critical = fatal = msg
+
+
+class _WriterFactory:
+    """structlog's logger factory: a ``_HandlerWriter`` named as ``logging.getLogger`` would be
+    (the ``get_logger`` argument, else the calling module's name)."""
+
+    def __init__(self, handler: logging.StreamHandler[TextIO]) -> None:
+        self._handler = handler
+        self._names = structlog.stdlib.LoggerFactory(ignore_frame_names=[__name__])
+
+    def __call__(self, *args: Any) -> _HandlerWriter:
+        return _HandlerWriter(self._names(*args).name, self._handler)
+
+
 def _leading_keys(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     """The common keys first, so JSON lines read like log lines."""
     return {
@@ -173,14 +223,14 @@ def configure_logging(
             )
         ]
     )
+    final: list[Processor] = [
+        structlog.processors.format_exc_info,  # a string, so it is scrubbed too
+        scrub_processor,
+        *renderers,
+    ]
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,  # a string, so it is scrubbed too
-            scrub_processor,
-            *renderers,
-        ],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
     )
     handler = logging.StreamHandler(out)
     handler.set_name(_HANDLER_NAME)
@@ -193,8 +243,8 @@ def configure_logging(
     for name in QUIET_LOGGERS:  # one line per request to TikTok is the delivery line already
         logging.getLogger(name).setLevel(max(number, logging.WARNING))
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
+        processors=[*shared, *final],
+        logger_factory=_WriterFactory(handler),
         wrapper_class=structlog.make_filtering_bound_logger(number),
         cache_logger_on_first_use=False,
     )
