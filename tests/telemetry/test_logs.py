@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+from typing import Any
 
 import pytest
 import structlog
@@ -14,8 +15,12 @@ from tests.harness import config_of, running
 from tests.telemetry.helpers import HIT, json_lines, run
 from tiktok_gateway.delivery.ledger import DeliveryResult
 from tiktok_gateway.observe import HitRecord
-from tiktok_gateway.telemetry import Telemetry, configure_logging, scrub
-from tiktok_gateway.telemetry.logs import configure_from_environment, register_secrets
+from tiktok_gateway.telemetry import Telemetry, configure_logging, logs, scrub
+from tiktok_gateway.telemetry.logs import (
+    configure_from_environment,
+    register_secrets,
+    scrub_processor,
+)
 
 SHAPE = {"event", "level", "logger", "timestamp"}
 
@@ -233,6 +238,14 @@ def test_ids_keep_their_digits_but_free_text_does_not(log_stream: io.StringIO) -
     assert line["detail"] == "[number]"
 
 
+@pytest.fixture
+def own_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Secrets and remembered texts of this test only (they are process-wide)."""
+    monkeypatch.setattr(logs, "_known_secrets", set())
+    monkeypatch.setattr(logs, "_secret_order", ())
+    monkeypatch.setattr(logs, "_clean_texts", set())
+
+
 class _Opaque:
     def __repr__(self) -> str:
         return "<opaque mail me@example.org>"
@@ -284,6 +297,7 @@ def _through_the_stdlib_bridge(level: int) -> None:
     )
 
 
+@pytest.mark.usefixtures("own_secrets")
 @pytest.mark.parametrize("as_json", [True, False])
 def test_structlog_lines_are_the_lines_the_stdlib_bridge_wrote(as_json: bool) -> None:
     secret = "tok-123456789"
@@ -314,3 +328,59 @@ def test_a_failing_stream_fails_no_caller(capsys: pytest.CaptureFixture[str]) ->
     configure_logging(json=True, level="info", stream=Broken())
     structlog.get_logger("tiktok_gateway.telemetry").info("hit", request_id="r1")
     assert "--- Logging error ---" in capsys.readouterr().err  # as logging's handlers report it
+
+
+class _Structured:
+    def __structlog__(self) -> dict[str, int]:
+        return {"as": 1}
+
+
+def test_json_lines_are_what_structlogs_renderer_writes() -> None:
+    reference = structlog.processors.JSONRenderer(sort_keys=False)
+    cases: list[dict[str, Any]] = [
+        {"event": "hit", "status": 204, "ms": 1.25, "error": None, "ok": True},
+        {"event": '\u00e4\u00f6 \U0001f600 "quoted" \\ \n', "ratio": float("inf")},
+        {"nested": {"b": [1, 2.5, None], "a": ("x", "y")}, "empty": {}, "none": []},
+        {"opaque": _Opaque(), "structured": _Structured()},
+    ]
+    for event_dict in cases:
+        assert logs._render_json(None, "info", dict(event_dict)) == reference(
+            None, "info", dict(event_dict)
+        )
+
+
+@pytest.mark.usefixtures("own_secrets")
+def test_clean_texts_are_remembered_only_while_nothing_would_be_masked() -> None:
+    line = {"event": "accepted", "source": "ga4", "detail": "mail a@b.co", "phone": "5551234567"}
+    assert scrub_processor(None, "info", dict(line)) == {
+        "event": "accepted",
+        "source": "ga4",
+        "detail": "mail [email]",
+        "phone": "[number]",
+    }
+    assert logs._clean_texts == {"accepted", "ga4"}  # never what was masked
+    register_secrets(["ccep"])  # a (silly) secret inside a remembered word
+    assert not logs._clean_texts
+    assert scrub_processor(None, "info", {"event": "accepted"}) == {"event": "a[secret]ted"}
+
+
+@pytest.mark.usefixtures("own_secrets")
+def test_clean_texts_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(logs, "_CLEAN_TEXTS_LIMIT", 3)
+    for word in ("a1", "b2", "c3", "d4"):
+        scrub_processor(None, "info", {"event": word})
+    assert logs._clean_texts == {"d4"}
+    scrub_processor(None, "info", {"event": "x" * (logs._CLEAN_TEXT_LENGTH + 1)})
+    assert logs._clean_texts == {"d4"}
+
+
+def test_json_lines_start_with_the_common_keys() -> None:
+    event_dict = {"a": 1, "event": "e", "b": 2, "timestamp": "t", "level": "info"}
+    ordered = logs._leading_keys(None, "info", event_dict)
+    assert list(ordered.items()) == [
+        ("timestamp", "t"),
+        ("level", "info"),
+        ("event", "e"),
+        ("a", 1),
+        ("b", 2),
+    ]

@@ -17,6 +17,7 @@ numbers) are masked too. Id fields (``request_id``, ``tiktok_request_id``) keep 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -101,6 +102,7 @@ def register_secrets(values: Iterable[str]) -> None:
     if not new <= _known_secrets:
         _known_secrets.update(new)
         _secret_order = _ordered(_known_secrets)
+        _clean_texts.clear()  # a new secret may be inside one of them
 
 
 def config_secrets(config: Config) -> list[str]:
@@ -112,9 +114,37 @@ def config_secrets(config: Config) -> list[str]:
     return [secret.get_secret_value() for secret in found if secret.get_secret_value()]
 
 
+# Short free-text values that came out of ``_scrub`` unchanged (the hit line's "hit", "ga4",
+# "accepted"...): looked up instead of searched again. Only unchanged values are kept, so nothing
+# secret or personal is held here. Emptied when a secret is added and when full.
+_clean_texts: set[str] = set()
+_CLEAN_TEXTS_LIMIT = 4096
+_CLEAN_TEXT_LENGTH = 64
+
+# Exact types that hold nothing to scrub (checked before the slower isinstance tests).
+_PLAIN_TYPES = frozenset({int, float, bool, type(None)})
+
+
+def _scrub_text(text: str, numbers: bool) -> str:
+    """``_scrub`` with the configured secrets; free text (``numbers``) remembered when clean."""
+    if not numbers:  # ids and timestamps: mostly unique, and cheap (no digit-run search)
+        return _scrub(text, _secret_order, False)
+    if text in _clean_texts:
+        return text
+    scrubbed = _scrub(text, _secret_order, True)
+    if scrubbed == text and len(text) <= _CLEAN_TEXT_LENGTH:
+        if len(_clean_texts) >= _CLEAN_TEXTS_LIMIT:
+            _clean_texts.clear()
+        _clean_texts.add(text)
+    return scrubbed
+
+
 def _scrub_value(value: Any, numbers: bool) -> Any:
+    kind = type(value)
+    if kind in _PLAIN_TYPES:
+        return value
     if isinstance(value, str):
-        return _scrub(value, _secret_order, numbers)
+        return _scrub_text(value, numbers)
     if isinstance(value, Mapping):
         return {key: _scrub_value(item, numbers) for key, item in value.items()}
     if isinstance(value, list | tuple):
@@ -125,7 +155,10 @@ def _scrub_value(value: Any, numbers: bool) -> Any:
 def scrub_processor(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     """The structlog processor that scrubs every field of a line (see the module docstring)."""
     for key, value in event_dict.items():
-        if isinstance(value, str | Mapping | list | tuple):
+        kind = type(value)
+        if kind is str:  # most fields: straight to the text scrubber
+            event_dict[key] = _scrub_text(value, key not in _ID_FIELDS)
+        elif kind not in _PLAIN_TYPES:
             event_dict[key] = _scrub_value(value, key not in _ID_FIELDS)
     return event_dict
 
@@ -183,10 +216,26 @@ class _WriterFactory:
 
 def _leading_keys(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     """The common keys first, so JSON lines read like log lines."""
-    return {
-        **{key: event_dict[key] for key in _FIRST_KEYS if key in event_dict},
-        **{key: value for key, value in event_dict.items() if key not in _FIRST_KEYS},
-    }
+    leading = {key: event_dict.pop(key) for key in _FIRST_KEYS if key in event_dict}
+    leading.update(event_dict)
+    return leading
+
+
+def _json_fallback(value: Any) -> Any:
+    """What structlog's ``JSONRenderer`` writes for a value JSON has no type for."""
+    try:
+        return value.__structlog__()
+    except AttributeError:
+        return repr(value)
+
+
+# One encoder for every line (structlog's JSONRenderer builds one per line through json.dumps);
+# it keeps no state between lines. The same settings, so the same text.
+_JSON_ENCODER = json.JSONEncoder(default=_json_fallback)
+
+
+def _render_json(_: WrappedLogger, __: str, event_dict: EventDict) -> str:
+    return _JSON_ENCODER.encode(event_dict)
 
 
 def _level(level: str) -> int:
@@ -215,7 +264,7 @@ def configure_logging(
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderers: list[Processor] = (
-        [_leading_keys, structlog.processors.JSONRenderer(sort_keys=False)]
+        [_leading_keys, _render_json]
         if as_json
         else [
             structlog.dev.ConsoleRenderer(
