@@ -278,6 +278,8 @@ def _emit_lines(secret: str) -> None:
     except RuntimeError:
         log.exception("failed", stage="send")
     structlog.get_logger().debug("below the level")
+    structlog.get_logger().info("unnamed")  # named after this module
+    log.info("again")
 
 
 def _through_the_stdlib_bridge(level: int) -> None:
@@ -311,7 +313,8 @@ def test_structlog_lines_are_the_lines_the_stdlib_bridge_wrote(as_json: bool) ->
     stamp = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z")
     lines = stamp.sub("T", direct.getvalue()), stamp.sub("T", bridged.getvalue())
     assert lines[0] == lines[1]
-    for event in ("hit", "delivery", "umlaut", "failed"):
+    assert "tests.telemetry.test_logs" in lines[0]
+    for event in ("hit", "delivery", "umlaut", "failed", "unnamed", "again"):
         assert len(re.findall(rf"\b{event}\b", lines[0])) == 1, event
     assert "below the level" not in lines[0]
     assert "RuntimeError: boom [secret]" in lines[0]

@@ -202,16 +202,33 @@ class _HandlerWriter:
     debug = info = warning = warn = error = exception = critical = fatal = msg
 
 
+# Writers kept by name per configuration: the gateway has a handful of structlog logger names.
+_WRITERS_LIMIT = 256
+
+
 class _WriterFactory:
     """structlog's logger factory: a ``_HandlerWriter`` named as ``logging.getLogger`` would be
-    (the ``get_logger`` argument, else the calling module's name)."""
+    (the ``get_logger`` argument, else the calling module's name).
+
+    structlog calls it for every line (loggers are not cached, so that configuring again
+    applies to them), so a writer per given name is kept: a dict lookup instead of
+    ``logging.getLogger`` and a new writer. One factory per ``configure_logging`` call."""
 
     def __init__(self, handler: logging.StreamHandler[TextIO]) -> None:
         self._handler = handler
         self._names = structlog.stdlib.LoggerFactory(ignore_frame_names=[__name__])
+        self._writers: dict[str, _HandlerWriter] = {}
 
     def __call__(self, *args: Any) -> _HandlerWriter:
-        return _HandlerWriter(self._names(*args).name, self._handler)
+        name = args[0] if args else None
+        if not isinstance(name, str):  # no name given: the caller's module (not kept)
+            return _HandlerWriter(self._names(*args).name, self._handler)
+        writer = self._writers.get(name)
+        if writer is None:
+            writer = _HandlerWriter(self._names(name).name, self._handler)
+            if len(self._writers) < _WRITERS_LIMIT:
+                self._writers[name] = writer
+        return writer
 
 
 def _leading_keys(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
