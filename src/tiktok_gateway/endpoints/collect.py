@@ -104,9 +104,10 @@ def _summary(result: IngestResult) -> dict[str, Any]:
     return {"queued": result.queued, "dropped": dict(result.dropped), "unrouted": result.unrouted}
 
 
-async def _ingest(request: Request, source: str, parse: Parser) -> tuple[_Exchange, Response]:
+async def _ingest(
+    request: Request, runtime: Runtime, source: str, parse: Parser
+) -> tuple[_Exchange, Response]:
     """Read, parse, queue and answer; the caller adds endpoint-specific headers."""
-    runtime = runtime_of(request)
     exchange = _Exchange(
         request=request,
         runtime=runtime,
@@ -174,7 +175,7 @@ async def ga4_collect(request: Request) -> Response:
     if request.method == "OPTIONS":
         response = Response(status_code=204)
     else:
-        exchange, response = await _ingest(request, "ga4", _parse_ga4)
+        exchange, response = await _ingest(request, runtime, "ga4", _parse_ga4)
         cookie = exchange.result.ttclid_cookie if exchange.result else None
         if cookie:
             set_ttclid_cookie(
@@ -189,9 +190,9 @@ async def ga4_collect(request: Request) -> Response:
 
 async def mp_collect(request: Request) -> Response:
     """``POST /mp/collect?measurement_id=...&api_secret=...``: 200 with a JSON summary."""
-    return (await _ingest(request, "mp", _parse_mp))[1]
+    return (await _ingest(request, runtime_of(request), "mp", _parse_mp))[1]
 
 
 async def events_collect(request: Request) -> Response:
     """``POST /events`` (bearer ``ingest_token`` when configured): 200 with a JSON summary."""
-    return (await _ingest(request, "events", _parse_events))[1]
+    return (await _ingest(request, runtime_of(request), "events", _parse_events))[1]

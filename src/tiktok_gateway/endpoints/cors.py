@@ -7,6 +7,8 @@ from collections.abc import Collection
 from starlette.requests import Request
 from starlette.responses import Response
 
+from tiktok_gateway.endpoints.body import set_headers
+
 ALLOW_METHODS = "GET, POST, OPTIONS"
 
 
@@ -19,12 +21,14 @@ def apply_cors(request: Request, response: Response, allowed: Collection[str]) -
     origin = request.headers.get("origin")
     if not origin or (allowed and origin not in allowed):
         return
-    headers = response.headers
-    headers["Access-Control-Allow-Origin"] = origin
-    headers["Access-Control-Allow-Credentials"] = "true"
-    headers["Vary"] = "Origin"
+    headers = {
+        b"access-control-allow-origin": origin,
+        b"access-control-allow-credentials": "true",
+        b"vary": "Origin",
+    }
     if request.method == "OPTIONS":
-        headers["Access-Control-Allow-Methods"] = ALLOW_METHODS
+        headers[b"access-control-allow-methods"] = ALLOW_METHODS
         requested = request.headers.get("access-control-request-headers")
-        headers["Access-Control-Allow-Headers"] = requested or "Content-Type"
-        headers["Access-Control-Max-Age"] = "86400"
+        headers[b"access-control-allow-headers"] = requested or "Content-Type"
+        headers[b"access-control-max-age"] = "86400"
+    set_headers(response, headers)
