@@ -1,7 +1,7 @@
 """Mapping throughput on one core: GA4 hit -> parse -> trigger/map -> JSON, as the server does it.
 
 Per hit: RequestContext, ``parse_hit``, ``route`` (one TikTok tag, consent "respect") and compact
-``Envelope.of(mapped).to_bytes()`` of each mapped event (what ingest queues, once per event).
+``queue_item(mapped)`` of each mapped event (what ingest queues, once per event).
 One cycle of the mix, modelled on real gtag.js hits to a server container (gcs, gcd, tag_exp,
 client hints, sst.*, dl with utm params), is 15 hits, 19 events: 6 page_view, 3 view_item (1 item),
 2 add_to_cart (3 items), 1 purchase (5 items, e-mail and phone in ep.user_data.*, em), 2 batched
@@ -33,7 +33,7 @@ from urllib.parse import quote
 
 from pyinstrument import Profiler
 
-from tiktok_gateway.delivery.envelope import Envelope
+from tiktok_gateway.delivery.envelope import queue_item
 from tiktok_gateway.event_data import RequestContext
 from tiktok_gateway.sources.ga4_web import parse_hit
 from tiktok_gateway.tags.router import route
@@ -135,7 +135,7 @@ def process(query: str, body: bytes, tags: Sequence[TikTokTagSettings], tally: R
         tally.outcomes["not_fired"] += not outcomes
         for outcome in outcomes:
             if isinstance(outcome, MappedEvent):
-                wire = Envelope.of(outcome).to_bytes()
+                wire = queue_item(outcome)[1]
                 tally.outcomes["bytes"] += len(wire)
                 tally.outcomes["mapped"] += 1
             else:

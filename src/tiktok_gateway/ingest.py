@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from tiktok_gateway.delivery.envelope import Envelope
+from tiktok_gateway.delivery.envelope import queue_item
 from tiktok_gateway.event_data import EventData
 from tiktok_gateway.queue.base import NewItem, Queue
 from tiktok_gateway.tags.router import Outcome, route
@@ -59,8 +59,7 @@ class Ingest:
                     result.dropped[outcome.reason] += 1
                     blocked = blocked or outcome.reason == "consent"
                     continue
-                envelope = Envelope.of(outcome)
-                items.append(NewItem(envelope.group, envelope.to_bytes()))
+                items.append(NewItem(*queue_item(outcome)))
                 cookie = cookie or outcome.ttclid_cookie
             if cookie and not blocked:
                 result.ttclid_cookie = cookie

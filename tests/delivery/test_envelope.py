@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tiktok_gateway import wire_json
-from tiktok_gateway.delivery.envelope import Envelope, RawEnvelope
+from tiktok_gateway.delivery.envelope import Envelope, RawEnvelope, queue_item
+from tiktok_gateway.tags.tiktok.mapping import MappedEvent
 
 EVENT = {"event": "Purchase", "event_time": 1_700_000_000, "event_id": "order-1"}
 
@@ -95,3 +96,12 @@ def test_payloads_of_the_earlier_layout_are_still_read(code: str | None) -> None
 def test_payloads_not_made_by_to_bytes_are_refused(payload: bytes) -> None:
     with pytest.raises((ValueError, KeyError, TypeError)):
         RawEnvelope.from_bytes(payload)
+
+
+@given(tag=texts, pixel=texts, code=st.none() | texts, event=events)
+def test_ingest_queues_what_the_envelope_would(
+    tag: str, pixel: str, code: str | None, event: dict[str, Any]
+) -> None:
+    mapped = MappedEvent(tag, pixel, code, event)
+    envelope = Envelope.of(mapped)
+    assert queue_item(mapped) == (envelope.group, envelope.to_bytes())
