@@ -10,7 +10,6 @@ Empty fields are never emitted: no nulls, no empty strings, no empty objects.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +29,7 @@ from tiktok_gateway.tags.tiktok.event_map import (
     TIKTOK_EVENTS,
     is_valid_event_name,
 )
+from tiktok_gateway.tags.tiktok.hashing import sha256_hex
 from tiktok_gateway.tags.tiktok.properties import build_properties
 from tiktok_gateway.tags.tiktok.settings import TikTokTagSettings
 from tiktok_gateway.tags.tiktok.user import build_user
@@ -109,8 +109,7 @@ def deterministic_event_id(data: EventData, event_name: str) -> str:
         parts.append(str(own_time))
     elif data.get("x-ga-page_id") is None:
         parts.append(str(data.get(RECEIVED_AT_KEY, "")))
-    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
-    return f"gw-{digest[:32]}"
+    return f"gw-{sha256_hex(chr(0x1F).join(parts))[:32]}"
 
 
 def _resolve_name(data: EventData, tag: TikTokTagSettings) -> tuple[str, str, str] | DroppedEvent:
