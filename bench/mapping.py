@@ -12,7 +12,9 @@ Reading it: events/s counts every parsed event, also those dropped for consent a
 ones the default trigger skips ("not fired"). Compare MEDIANs on one machine only; "CPU" under 100%
 means another process took the core: trust "events per CPU second" then. Per kind: median time per
 event and per hit. ``--profile``: one 5x longer round under pyinstrument (it slows call-heavy code:
-read shares, not speeds): functions by self time, then the call tree.
+read shares, not speeds): functions by self time, then the call tree. The header says whether the
+hot path runs compiled (``make install``) or as plain Python (``make pure``); pyinstrument cannot
+see inside compiled functions, so profile the compiled build with ``py-spy record --native``.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from pyinstrument import Profiler
 
 from tiktok_gateway.delivery.envelope import queue_item
 from tiktok_gateway.event_data import RequestContext
+from tiktok_gateway.sources import ga4_web
 from tiktok_gateway.sources.ga4_web import parse_hit
 from tiktok_gateway.tags.router import route
 from tiktok_gateway.tags.tiktok.mapping import MappedEvent
@@ -213,6 +216,8 @@ def main() -> None:
     cpu = max(os.sched_getaffinity(0)) if args.cpu is None else args.cpu
     os.sched_setaffinity(0, {cpu})  # Linux
     print(f"machine: {machine()}")
+    compiled = ga4_web.__file__.endswith(".so")
+    print(f"hot path: {'compiled (mypyc)' if compiled else 'plain Python'}")
     print(f"pinned to CPU {cpu}; {len(ORDER)} hits per cycle; --users {args.users}")
     mix = cycles(max(1, args.users))
     run(mix, max(0.5, args.seconds / 2))  # warm-up
