@@ -102,6 +102,5 @@ def test_payloads_not_made_by_to_bytes_are_refused(payload: bytes) -> None:
 def test_ingest_queues_what_the_envelope_would(
     tag: str, pixel: str, code: str | None, event: dict[str, Any]
 ) -> None:
-    mapped = MappedEvent(tag, pixel, code, event)
-    envelope = Envelope.of(mapped)
-    assert queue_item(mapped) == (envelope.group, envelope.to_bytes())
+    envelope = Envelope(tag, pixel, code, event)
+    assert queue_item(MappedEvent(tag, pixel, code, event)) == (envelope.group, envelope.to_bytes())

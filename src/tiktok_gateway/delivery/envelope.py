@@ -78,10 +78,6 @@ class Envelope:
     def group(self) -> str:
         return group_of(self.tag, self.test_event_code)
 
-    @classmethod
-    def of(cls, mapped: MappedEvent) -> Envelope:
-        return cls(mapped.tag, mapped.pixel_code, mapped.test_event_code, mapped.event)
-
     def to_bytes(self) -> bytes:
         """The payload (layout above)."""
         return payload_of(self.tag, self.pixel_code, self.test_event_code, self.event)

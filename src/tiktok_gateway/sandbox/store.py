@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 DEFAULT_CAPACITY = 10_000
@@ -27,13 +27,7 @@ class StoredEvent:
     event: dict[str, Any]
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "pixel_code": self.pixel_code,
-            "test_event_code": self.test_event_code,
-            "request_id": self.request_id,
-            "received_at": self.received_at,
-            "event": self.event,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +40,7 @@ class Totals:
     faulted_total: int = 0
 
     def to_json(self) -> dict[str, int]:
-        return {
-            "requests_total": self.requests_total,
-            "accepted_total": self.accepted_total,
-            "rejected_total": self.rejected_total,
-            "faulted_total": self.faulted_total,
-        }
+        return asdict(self)
 
 
 class EventStore:
