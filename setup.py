@@ -17,6 +17,7 @@ from setuptools import setup
 # Modules holding pydantic models (settings, triggers) stay interpreted: mypyc cannot compile them.
 COMPILED = [
     "src/tiktok_gateway/event_data.py",
+    "src/tiktok_gateway/sha256.py",
     "src/tiktok_gateway/sources/ga4_consent.py",
     "src/tiktok_gateway/sources/ga4_items.py",
     "src/tiktok_gateway/sources/ga4_params.py",

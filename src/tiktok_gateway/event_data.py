@@ -27,6 +27,8 @@ from tiktok_gateway.errors import LineError
 
 EventData = dict[str, Any]
 
+# Every key the gateway itself writes starts with it; clients may not set such keys.
+INTERNAL_PREFIX = "x-gw-"
 SOURCE_KEY = "x-gw-source"
 RECEIVED_AT_KEY = "x-gw-received_at"
 LINE_KEY = "x-gw-line"
@@ -64,7 +66,9 @@ class RequestContext:
         self.received_at = received_at
         self.user_agent = user_agent
         self.ip = ip
-        self.cookies = {} if cookies is None else cookies
+        # Only the cookies tags read are kept: the rest never reaches event data or the queue.
+        given = cookies or {}
+        self.cookies = {name: given[name] for name in TAG_COOKIES if given.get(name)}
 
     def apply(self, data: EventData, source: str) -> None:
         """Write the request's facts into one event's data (keys of section 4 and ``x-gw-*``)."""
@@ -74,9 +78,8 @@ class RequestContext:
             data["user_agent"] = self.user_agent
         if self.ip:
             data["ip_override"] = self.ip
-        cookies = {name: self.cookies[name] for name in TAG_COOKIES if self.cookies.get(name)}
-        if cookies:
-            data[COOKIES_KEY] = cookies
+        if self.cookies:
+            data[COOKIES_KEY] = dict(self.cookies)
 
 
 def is_empty(value: object) -> bool:

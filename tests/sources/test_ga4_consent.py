@@ -124,21 +124,26 @@ def test_gcd_decoder_on_its_alphabet(value: str) -> None:
         ({"x-ga-gcs": "G111", "x-ga-gcd": "13q3q3q2q5"}, Consent("granted", "denied")),
         ({"x-ga-gcs": "G1--", "x-ga-gcd": "13q3r3v2q5"}, Consent("denied", "granted")),
         ({"x-ga-gcd": "13v3v3q2q5"}, Consent("granted", "denied")),
+        # x-gw-consent (Measurement Protocol) only ever carries ad_user_data, lower-case.
         (
             {"x-gw-consent": {"ad_storage": "denied", "ad_user_data": "granted"}},
-            Consent("denied", "granted"),
+            Consent(None, "granted"),
         ),
         (
-            {"x-ga-gcd": "13l3l3l2l5", "x-gw-consent": {"ad_storage": "granted"}},
-            Consent("granted", None),
+            {"x-ga-gcd": "13l3l3l2l5", "x-gw-consent": {"ad_user_data": "denied"}},
+            Consent(None, "denied"),
         ),
         (
-            {"x-ga-gcs": "G101", "x-gw-consent": {"ad_storage": "granted", "ad_user_data": "x"}},
+            {"x-ga-gcs": "G101", "x-gw-consent": {"ad_user_data": "x"}},
             Consent("denied", None),
         ),
-        ({"x-gw-consent": {"ad_user_data": "DENIED"}}, Consent(None, "denied")),
+        (
+            {"x-ga-gcd": "13q3q3q2q5", "x-gw-consent": {"ad_user_data": "granted"}},
+            Consent("denied", "denied"),
+        ),
+        ({"x-gw-consent": {"ad_user_data": "denied"}}, Consent(None, "denied")),
         ({"x-ga-gcs": 5, "x-ga-gcd": None, "x-gw-consent": "granted"}, Consent(None, None)),
-        ({"x-gw-consent": {"ad_storage": 1}}, Consent(None, None)),
+        ({"x-gw-consent": {"ad_user_data": 1}}, Consent(None, None)),
     ],
 )
 def test_consent_of(data: dict[str, Any], expected: Consent) -> None:

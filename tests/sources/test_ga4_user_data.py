@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tiktok_gateway.sources.ga4_user_data import decode_em, hash_to_hex
+from tiktok_gateway.sha256 import hash_to_hex
+from tiktok_gateway.sources.ga4_user_data import decode_em
 
 SPEC_HASH = "4x8WFpkYUiISoDaC9zQnW4M-xxMNPal-E3vq2kbfQCI"
 # SPEC 6 golden vector: " ALICE_abc@gmail.com " normalised and hashed.

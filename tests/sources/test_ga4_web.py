@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from tiktok_gateway.errors import HitError, ParseError
 from tiktok_gateway.event_data import ParsedInput, RequestContext
-from tiktok_gateway.sources import ga4_web
+from tiktok_gateway.sources import ga4_params, ga4_web
 from tiktok_gateway.sources.ga4_params import (
     IGNORE,
     ITEM,
@@ -627,6 +627,7 @@ def test_lines_past_the_limit_are_one_error() -> None:
 def test_routes_and_their_memo(name: str, rule: tuple[int, str]) -> None:
     assert route(name) == rule
     assert rule_of(name) == rule
+    assert ga4_params._memo[name] == rule  # held by the memo rule_of reads
     assert rule_of(name) == rule
 
 

@@ -79,15 +79,13 @@ class Consent:
     ad_user_data: ConsentState
 
 
-def _explicit(data: EventData, signal: str) -> ConsentState:
-    """``data["x-gw-consent"][signal]`` when it is granted or denied (any case), else not set."""
+def _explicit_ad_user_data(data: EventData) -> ConsentState:
+    """``data["x-gw-consent"]["ad_user_data"]`` (written lower-case by the Measurement Protocol
+    source, the only one that has no gcs/gcd) when granted or denied, else not set."""
     given = data.get(CONSENT_KEY)
     if not isinstance(given, dict):
         return None
-    state = given.get(signal)
-    if not isinstance(state, str):
-        return None
-    state = state.lower()
+    state = given.get("ad_user_data")
     if state == "granted":
         return "granted"
     if state == "denied":
@@ -109,16 +107,13 @@ def _signals(gcs: str | None, gcd: str | None) -> Consent:
 def consent_of(data: EventData) -> Consent:
     """The consent of one event's data; each signal falls through its sources while not set.
 
-    ``ad_storage``: ``x-ga-gcs``, else ``x-ga-gcd``, else ``x-gw-consent.ad_storage``.
+    ``ad_storage``: ``x-ga-gcs``, else ``x-ga-gcd`` (the Measurement Protocol has no such signal).
     ``ad_user_data``: ``x-ga-gcd``, else ``x-gw-consent.ad_user_data``. Values of another type
     than ``str`` under the ``x-ga-*`` keys are ignored.
     """
     gcs = data.get(GCS_KEY)
     gcd = data.get(GCD_KEY)
     signals = _signals(gcs if isinstance(gcs, str) else None, gcd if isinstance(gcd, str) else None)
-    if signals.ad_storage is not None and signals.ad_user_data is not None:
+    if signals.ad_user_data is not None:
         return signals
-    return Consent(
-        ad_storage=signals.ad_storage or _explicit(data, "ad_storage"),
-        ad_user_data=signals.ad_user_data or _explicit(data, "ad_user_data"),
-    )
+    return Consent(ad_storage=signals.ad_storage, ad_user_data=_explicit_ad_user_data(data))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from tiktok_gateway.event_data import INTERNAL_PREFIX
 from tiktok_gateway.sources.ga4_items import is_item_param
 
 # How a parameter's value is stored. Plain ints, not an Enum: the parser compares them once per
@@ -57,9 +58,8 @@ MAX_MEMO: Final = 4096
 
 # Event parameters may not write these keys: they describe the request, not the page, and come
 # from the request itself (SPEC 2: never trust an IP from a browser). Such parameters are kept as
-# x-ga-mp2-<name> instead. Keys starting with RESERVED_PREFIX are the gateway's own.
+# x-ga-mp2-<name> instead, as are keys starting with the gateway's own INTERNAL_PREFIX.
 RESERVED_KEYS: Final = frozenset({"ip_override", "user_agent"})
-RESERVED_PREFIX: Final = "x-gw-"
 
 PARAMS: Final[dict[str, Rule]] = {
     # hit
@@ -109,7 +109,7 @@ PARAMS: Final[dict[str, Rule]] = {
 def _event_param(name: str, key: str, number: bool) -> Rule:
     """The rule of ``ep.<key>`` (``number`` False) or ``epn.<key>``."""
     root = key.partition(".")[0]
-    if not key or root in RESERVED_KEYS or root.startswith(RESERVED_PREFIX):
+    if not key or root in RESERVED_KEYS or root.startswith(INTERNAL_PREFIX):
         return (NUMBER if number else TEXT, UNKNOWN_PREFIX + name)
     if "." not in key or key.count(".") > MAX_PATH_DEPTH:
         return (NUMBER if number else TEXT, key)

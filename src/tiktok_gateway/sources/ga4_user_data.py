@@ -17,10 +17,9 @@ Decisions beyond the SPEC:
 
 from __future__ import annotations
 
-import binascii
-import re
-from base64 import urlsafe_b64decode
 from typing import Any, Final
+
+from tiktok_gateway.sha256 import hash_to_hex
 
 # Key -> user_data key for hashed identifiers that may repeat.
 _IDENTIFIERS: Final[dict[str, str]] = {
@@ -34,27 +33,6 @@ _ADDRESS: Final[dict[str, tuple[str, bool]]] = {
     "pc": ("postal_code", False),
     "co": ("country", False),
 }
-# Standard base64 letters are tolerated too, as is the one padding character 32 bytes need.
-_BASE64_HASH: Final = re.compile(r"[A-Za-z0-9_\-+/]{43}=?")
-_HEX_HASH: Final = re.compile(r"[0-9A-Fa-f]{64}")
-
-
-def hash_to_hex(value: str) -> str | None:
-    """A SHA-256 sent as base64url (43 characters) or 64 hex digits, as lower-case hex.
-
-    ``None`` for anything else (error codes such as ``e2``, wrong lengths, other characters).
-    """
-    if _HEX_HASH.fullmatch(value):
-        return value.lower()
-    if _BASE64_HASH.fullmatch(value):
-        text = value.rstrip("=").replace("+", "-").replace("/", "_")
-        try:
-            raw = urlsafe_b64decode(text + "=")
-        except (binascii.Error, ValueError):
-            return None
-        if len(raw) == 32:
-            return raw.hex()
-    return None
 
 
 def decode_em(value: str) -> dict[str, Any]:

@@ -9,9 +9,7 @@ import re
 from typing import Any, NoReturn
 
 from tiktok_gateway.errors import ParseError
-from tiktok_gateway.event_data import EventData
-
-INTERNAL_PREFIX = "x-gw-"
+from tiktok_gateway.event_data import INTERNAL_PREFIX, EventData
 
 # A \uXXXX escape of a surrogate. Only when one appears can the document hold a lone surrogate,
 # a str that cannot be encoded as UTF-8 (hashing or serialising it later would fail).

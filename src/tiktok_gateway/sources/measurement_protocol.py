@@ -9,7 +9,6 @@ address, user agent, event time). See ``parse_mp`` for the exact keys and their 
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -23,11 +22,12 @@ from tiktok_gateway.event_data import (
     ParsedInput,
     RequestContext,
 )
+from tiktok_gateway.sources.ga4_params import MEASUREMENT_ID_KEY, USER_PROPERTIES_KEY
 from tiktok_gateway.sources.json_body import load_json_body, strip_internal_keys
+from tiktok_gateway.sources.request_context import parse_address
 
 MAX_EVENTS = 25
 SOURCE = "mp"
-USER_PROPERTIES_KEY = "x-ga-mp2-user_properties"
 CONSENT_SIGNALS = ("ad_user_data", "ad_personalization")
 CONSENT_STATES = frozenset({"granted", "denied"})
 
@@ -96,13 +96,10 @@ def _consent(value: object) -> dict[str, str]:
 
 
 def _ip_override(value: object) -> str | None:
-    """The body's ``ip_override`` when it is an IP address (normalised text), else ``None``."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return str(ipaddress.ip_address(value.strip()))
-    except ValueError:
-        return None
+    """The body's ``ip_override`` when it is an IP address, normalised as the request's own
+    client address is (``request_context.parse_address``), else ``None``."""
+    address = parse_address(value) if isinstance(value, str) else None
+    return None if address is None else str(address)
 
 
 def _user_id(value: object) -> str | None:
@@ -210,7 +207,7 @@ def parse_mp(
     if len(events) > MAX_EVENTS:
         raise ParseError("too_many_events", f"{len(events)} > {MAX_EVENTS}")
 
-    shared: EventData = {"client_id": client_id, "x-ga-measurement_id": measurement_id}
+    shared: EventData = {"client_id": client_id, MEASUREMENT_ID_KEY: measurement_id}
     user_id = _user_id(document.get("user_id"))
     if user_id is not None:
         shared["user_id"] = user_id

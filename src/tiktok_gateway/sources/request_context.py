@@ -67,18 +67,7 @@ def header_map(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     return joined
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    """Look up ``name`` (lower case) in ``headers``, whatever the case of its keys."""
-    value = headers.get(name)
-    if value is not None:
-        return value
-    for key, candidate in headers.items():
-        if key.lower() == name:
-            return candidate
-    return None
-
-
-def _parse_address(text: str) -> Address | None:
+def parse_address(text: str) -> Address | None:
     """A bare address, ``ip:port`` or ``[v6]:port``; ``None`` when it is none of those.
 
     IPv4-mapped IPv6 addresses (``::ffff:1.2.3.4``, what dual-stack sockets report for IPv4
@@ -170,7 +159,7 @@ def _walk_chain(nodes: list[str], trusted: Sequence[Network]) -> str | None:
         text = node.strip()
         if not text or text.lower() == _UNKNOWN_NODE or text.startswith("_"):
             return None
-        address = _parse_address(text)
+        address = parse_address(text)
         if address is None:
             return None
         if not _is_trusted(address, trusted):
@@ -184,6 +173,8 @@ def client_ip(
 ) -> str | None:
     """The client's address as normalised text, or ``None`` when it cannot be known.
 
+    ``headers`` has lower-case names, as ``header_map`` gives them.
+
     - peer missing or not an IP address: ``None``;
     - peer not a trusted proxy: the peer (forwarding headers are ignored: anyone can send them);
     - peer trusted: the chain of ``X-Forwarded-For`` (or, when that header is absent or blank,
@@ -194,15 +185,15 @@ def client_ip(
     """
     if peer is None:
         return None
-    peer_address = _parse_address(peer)
+    peer_address = parse_address(peer)
     if peer_address is None:
         return None
     if not _is_trusted(peer_address, trusted):
         return str(peer_address)
-    forwarded_for = _header(headers, "x-forwarded-for")
+    forwarded_for = headers.get("x-forwarded-for")
     if forwarded_for is not None and forwarded_for.strip():
         return _walk_chain(forwarded_for.split(","), trusted)
-    forwarded = _header(headers, "forwarded")
+    forwarded = headers.get("forwarded")
     if forwarded is not None and forwarded.strip():
         return _walk_chain(_forwarded_for_nodes(forwarded), trusted)
     return None

@@ -10,46 +10,39 @@ from collections.abc import Iterable, Sequence
 from urllib.parse import urlsplit
 
 from tiktok_gateway.event_data import EventData
-from tiktok_gateway.tags.tiktok.mapping import DroppedEvent, MappedEvent, map_event
+from tiktok_gateway.sources.ga4_params import MEASUREMENT_ID_KEY
+from tiktok_gateway.tags.tiktok import fields
+from tiktok_gateway.tags.tiktok.mapping import DroppedEvent, MappedEvent, event_name_of, map_event
 from tiktok_gateway.tags.tiktok.settings import TikTokTagSettings
 from tiktok_gateway.tags.triggers import TriggerSettings
 
 Outcome = MappedEvent | DroppedEvent
 
 
-def event_name_of(data: EventData) -> str | None:
-    """The event's name before mapping: ``x-ttq-event-name``, else ``event_name``."""
-    for key in ("x-ttq-event-name", "event_name"):
-        value = data.get(key)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-    return None
-
-
 def hostname_of(data: EventData) -> str | None:
-    """The lower-cased host of the event's page URL, or ``None`` when it has none."""
-    for key in ("x-ttq-ct-page-url", "page_location"):
-        url = data.get(key)
-        if isinstance(url, str) and url:
-            try:
-                return urlsplit(url).hostname
-            except ValueError:
-                return None
-    return None
+    """The lower-cased host of the event's page URL (``fields.PAGE_URL``), or ``None``."""
+    found = fields.lookup(data, fields.PAGE_URL)
+    if found is None or not isinstance(found[1], str):
+        return None
+    try:
+        return urlsplit(found[1]).hostname
+    except ValueError:
+        return None
 
 
 def fires(trigger: TriggerSettings, data: EventData) -> bool:
     """True when every condition of ``trigger`` holds for the event ``data``."""
-    name = event_name_of(data)
+    found = event_name_of(data)
+    name = found[1] if found else None
     if name is not None and name in trigger.exclude_events:
         return False
     if trigger.include_events and name not in trigger.include_events:
         return False
-    if trigger.measurement_ids and data.get("x-ga-measurement_id") not in trigger.measurement_ids:
+    if trigger.measurement_ids and data.get(MEASUREMENT_ID_KEY) not in trigger.measurement_ids:
         return False
     if trigger.hostnames:
         host = hostname_of(data)
-        if host is None or host not in {h.lower() for h in trigger.hostnames}:
+        if host is None or host not in trigger.hostnames:
             return False
     return True
 

@@ -7,7 +7,7 @@ event carries (``x-ttq-event-name`` first, else the GA4 ``event_name``).
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class TriggerSettings(BaseModel):
@@ -28,3 +28,9 @@ class TriggerSettings(BaseModel):
         default=("user_engagement",),
         description="Event names never to fire on (gtag sends user_engagement on page leave).",
     )
+
+    @field_validator("hostnames")
+    @classmethod
+    def _lower_case(cls, hostnames: tuple[str, ...]) -> tuple[str, ...]:
+        # Once here, not for every event: hostnames compare case-insensitively.
+        return tuple(host.lower() for host in hostnames)

@@ -7,8 +7,8 @@ import hashlib
 
 import pytest
 
+from tiktok_gateway.sha256 import hash_to_hex
 from tiktok_gateway.tags.tiktok.hashing import (
-    existing_hash,
     hash_email,
     hash_external_id,
     hash_name,
@@ -69,7 +69,7 @@ def test_ga4_base64url_hash_becomes_hex() -> None:
     raw = bytes.fromhex(ALICE_HASH)
     encoded = base64.urlsafe_b64encode(raw).decode().rstrip("=")
     assert len(encoded) == 43
-    assert existing_hash(encoded) == ALICE_HASH
+    assert hash_to_hex(encoded) == ALICE_HASH
     assert hash_email(encoded) == ALICE_HASH
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from tiktok_gateway.tags.tiktok.mapping import DroppedEvent, MappedEvent, map_event
 from tiktok_gateway.tags.tiktok.payload import request_body
+from tiktok_gateway.tags.tiktok.properties import content_of
 from tiktok_gateway.tags.tiktok.settings import TikTokTagSettings
 
 TAG = TikTokTagSettings(name="shop", pixel_code="CPIXEL123")
@@ -375,3 +376,13 @@ def test_explain_names_the_source_keys() -> None:
     assert result.explain["user.email"] == "user_data.email_address"
     assert result.explain["page.url"] == "page_location"
     assert result.explain["event_time"] == "x-gw-received_at"
+
+
+def test_blank_content_fields_fall_through_to_the_next_key() -> None:
+    entry = {"content_id": " ", "item_id": "A1", "content_name": "", "item_name": "Tee"}
+    assert content_of(entry, "product") == {
+        "content_id": "A1",
+        "content_type": "product",
+        "content_name": "Tee",
+        "quantity": 1,
+    }

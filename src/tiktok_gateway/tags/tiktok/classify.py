@@ -266,9 +266,9 @@ def classify(
         return _outcome(rule_for_status(status), code, message, request_id, after, data)
     if code is not None and code != 0:
         rule = rule_for_code(code)
-        if rule is UNKNOWN and batch_index(message) is not None:
+        if rule is UNKNOWN and (index := batch_index(message)) is not None:
             # TikTok named the event, so whatever the code means, it is about that event.
-            return Reject(code, message, request_id, batch_index(message), "event")
+            return Reject(code, message, request_id, index, "event")
         return _outcome(rule, code, message, request_id, after, data)
     if 200 <= status < 300:
         if code == 0:

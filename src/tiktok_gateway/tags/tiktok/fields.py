@@ -11,10 +11,9 @@ from __future__ import annotations
 from typing import Any, Final
 
 from tiktok_gateway.event_data import EVENT_TIME_KEY, RECEIVED_AT_KEY, EventData, is_empty
+from tiktok_gateway.sources.ga4_params import USER_PROPERTIES_KEY
 
 Sources = tuple[tuple[str, tuple[str, ...]], ...]
-
-_USER_PROPERTIES = "x-ga-mp2-user_properties"
 
 
 def sources(*keys: str) -> Sources:
@@ -40,17 +39,19 @@ EMAIL: Final[Sources] = sources(
     "user_data.sha256_email_address",
     "user_data.email_address",
     "user_data.email",
-    f"{_USER_PROPERTIES}.email",
+    f"{USER_PROPERTIES_KEY}.email",
 )
 PHONE: Final[Sources] = sources(
     "x-ttq-ud-phone-number",
     "user_data.sha256_phone_number",
     "user_data.phone_number",
     "user_data.phone",
-    f"{_USER_PROPERTIES}.phone",
-    f"{_USER_PROPERTIES}.phone_number",
+    f"{USER_PROPERTIES_KEY}.phone",
+    f"{USER_PROPERTIES_KEY}.phone_number",
 )
-EXTERNAL_ID: Final[Sources] = sources("x-ttq-ud-external-id", "user_id", f"{_USER_PROPERTIES}.id")
+EXTERNAL_ID: Final[Sources] = sources(
+    "x-ttq-ud-external-id", "user_id", f"{USER_PROPERTIES_KEY}.id"
+)
 ADDRESS: Final[Sources] = sources("user_data.address")
 CONTENTS: Final[Sources] = sources("x-ttq-pt-contents")
 ITEMS: Final[Sources] = sources("items")
@@ -72,6 +73,12 @@ ADDRESS_ZIP: Final[Sources] = sources("sha256_postal_code", "postal_code", "zip_
 ADDRESS_CITY: Final[Sources] = sources("city")
 ADDRESS_STATE: Final[Sources] = sources("region", "state")
 ADDRESS_COUNTRY: Final[Sources] = sources("country")
+
+# Inside one contents entry: TikTok's own names (x-ttq-pt-contents) first, then GA4 item names.
+CONTENT_ID: Final[Sources] = sources("content_id", "item_id", "id")
+CONTENT_NAME: Final[Sources] = sources("content_name", "item_name")
+CONTENT_CATEGORY: Final[Sources] = sources("content_category", "item_category")
+CONTENT_BRAND: Final[Sources] = sources("brand", "item_brand")
 
 
 def lookup(data: EventData, table: Sources) -> tuple[str, Any] | None:

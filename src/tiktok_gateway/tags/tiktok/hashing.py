@@ -2,52 +2,24 @@
 
 Every function takes the raw value as it arrived and returns the lower-case hex SHA-256 TikTok
 expects, or ``None`` when nothing usable is left (the caller then omits the field and counts why).
-A value that already is 64 hex digits is taken as a hash and only lower-cased; a 43-character
-base64url value (GA4's ``em`` encoding) is converted to hex. Raw personal data never leaves these
+A value that already is a SHA-256 (``sha256.hash_to_hex``: 64 hex digits, or base64url as GA4's
+``em`` writes it) is passed through as lower-case hex. Raw personal data never leaves these
 functions unhashed.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import re
 from functools import lru_cache
 
 import phonenumbers
 
-_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
-_B64URL43 = re.compile(r"[A-Za-z0-9_-]{43}")
+from tiktok_gateway.sha256 import hash_to_hex, sha256_hex
+
 # Names keep only letters and digits, of any script: whitespace and punctuation (TikTok's rule)
 # go, including the typographic ones phones type (a U+2019 apostrophe, no-break spaces).
 _NAME_STRIP = re.compile(r"[\W_]+")
 _ZIP_STRIP = str.maketrans("", "", " -")
-
-
-# Copied, never updated itself: hashlib.sha256() looks the algorithm up in OpenSSL on every call
-# (py-spy: 5% of the mapping benchmark), a copy does not.
-_EMPTY_SHA256 = hashlib.sha256()
-
-
-def sha256_hex(text: str) -> str:
-    """SHA-256 of the UTF-8 bytes of ``text`` (lone surrogates kept as such), lower-case hex."""
-    digest = _EMPTY_SHA256.copy()
-    digest.update(text.encode("utf-8", "surrogatepass"))
-    return digest.hexdigest()
-
-
-def existing_hash(value: str) -> str | None:
-    """The value as a lower-case hex SHA-256 when it already is one (hex or GA4 base64url)."""
-    if len(value) == 64 and _HEX64.fullmatch(value):
-        return value.lower()
-    if len(value) == 43 and _B64URL43.fullmatch(value):
-        try:
-            raw = base64.urlsafe_b64decode(value + "=")
-        except (binascii.Error, ValueError):
-            return None
-        return raw.hex() if len(raw) == 32 else None
-    return None
 
 
 def normalise_email(value: str) -> str:
@@ -60,7 +32,7 @@ def hash_email(value: str) -> str | None:
     value = value.strip()
     if not value:
         return None
-    return existing_hash(value) or sha256_hex(normalise_email(value))
+    return hash_to_hex(value) or sha256_hex(normalise_email(value))
 
 
 @lru_cache(maxsize=4096)
@@ -84,7 +56,7 @@ def hash_phone(value: str, region: str) -> str | None:
     value = value.strip()
     if not value:
         return None
-    known = existing_hash(value)
+    known = hash_to_hex(value)
     if known:
         return known
     e164 = normalise_phone(value, region)
@@ -96,13 +68,13 @@ def hash_external_id(value: str) -> str | None:
     value = value.strip()
     if not value:
         return None
-    return existing_hash(value) or sha256_hex(value)
+    return hash_to_hex(value) or sha256_hex(value)
 
 
 def hash_name(value: str) -> str | None:
     """Hash of a first or last name: lower-cased, whitespace and punctuation removed."""
     value = value.strip()
-    known = existing_hash(value)
+    known = hash_to_hex(value)
     if known:
         return known
     cleaned = _NAME_STRIP.sub("", value.lower())
@@ -112,7 +84,7 @@ def hash_name(value: str) -> str | None:
 def hash_zip(value: str) -> str | None:
     """Hash of a postal code: lower-cased, spaces and dashes removed."""
     value = value.strip()
-    known = existing_hash(value)
+    known = hash_to_hex(value)
     if known:
         return known
     cleaned = value.lower().translate(_ZIP_STRIP)

@@ -21,7 +21,9 @@ from tiktok_gateway.event_data import (
     SOURCE_KEY,
     EventData,
 )
+from tiktok_gateway.sha256 import sha256_hex
 from tiktok_gateway.sources.ga4_consent import consent_of
+from tiktok_gateway.sources.ga4_params import MEASUREMENT_ID_KEY
 from tiktok_gateway.tags.tiktok import fields
 from tiktok_gateway.tags.tiktok.coerce import to_bool, to_id, to_text, to_unix_seconds
 from tiktok_gateway.tags.tiktok.event_map import (
@@ -29,7 +31,6 @@ from tiktok_gateway.tags.tiktok.event_map import (
     TIKTOK_EVENTS,
     is_valid_event_name,
 )
-from tiktok_gateway.tags.tiktok.hashing import sha256_hex
 from tiktok_gateway.tags.tiktok.properties import build_properties
 from tiktok_gateway.tags.tiktok.settings import TikTokTagSettings
 from tiktok_gateway.tags.tiktok.user import build_user
@@ -37,7 +38,7 @@ from tiktok_gateway.tags.tiktok.user import build_user
 # What identifies an event within its hit, for the deterministic event id (SPEC 5.3).
 _IDENTITY_KEYS = (
     SOURCE_KEY,
-    "x-ga-measurement_id",
+    MEASUREMENT_ID_KEY,
     "client_id",
     "x-ga-page_id",
     "x-ga-request_count",
@@ -112,12 +113,20 @@ def deterministic_event_id(data: EventData, event_name: str) -> str:
     return f"gw-{sha256_hex(chr(0x1F).join(parts))[:32]}"
 
 
+def event_name_of(data: EventData) -> tuple[str, str] | None:
+    """``(source key, name)`` of the event before mapping: ``x-ttq-event-name``, else
+    ``event_name`` (trimmed text; a number counts as its text). Triggers compare this name."""
+    found = fields.lookup(data, fields.EVENT_NAME)
+    name = to_text(found[1]) if found else None
+    return (found[0], name) if found and name else None
+
+
 def _resolve_name(data: EventData, tag: TikTokTagSettings) -> tuple[str, str, str] | DroppedEvent:
     """(source key, name before mapping, TikTok name) or the reason the event is dropped."""
-    found = fields.lookup(data, fields.EVENT_NAME)
-    raw = to_text(found[1]) if found else None
-    if found is None or raw is None:
+    found = event_name_of(data)
+    if found is None:
         return DroppedEvent(tag.name, None, "missing_event_name")
+    raw = found[1]
     mapped = tag.resolved_event_map.get(raw)
     if mapped is None:
         if tag.unmapped_events == "drop" and raw not in TIKTOK_EVENTS:

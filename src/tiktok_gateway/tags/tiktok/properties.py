@@ -23,13 +23,11 @@ Explain = dict[str, str] | None
 
 _CURRENCY = re.compile(r"[A-Z]{3}")
 
-# A content entry accepts TikTok's own names (x-ttq-pt-contents) and GA4 item names (items).
-_CONTENT_TEXT: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("content_name", ("content_name", "item_name")),
-    ("content_category", ("content_category", "item_category")),
-    ("brand", ("brand", "item_brand")),
+_CONTENT_TEXT: tuple[tuple[str, fields.Sources], ...] = (
+    ("content_name", fields.CONTENT_NAME),
+    ("content_category", fields.CONTENT_CATEGORY),
+    ("brand", fields.CONTENT_BRAND),
 )
-_CONTENT_ID_KEYS = ("content_id", "item_id", "id")
 
 
 def _note(explain: Explain, field: str, key: str) -> None:
@@ -37,26 +35,20 @@ def _note(explain: Explain, field: str, key: str) -> None:
         explain[field] = key
 
 
-def _first_of(entry: EventData, keys: tuple[str, ...]) -> object:
-    for key in keys:
-        value = entry.get(key)
-        if value is not None and value != "":
-            return value
-    return None
-
-
 def content_of(entry: EventData, default_type: str) -> dict[str, Any] | None:
     """One ``contents`` entry from a GA4 item or a TikTok content object; ``None`` without an id.
 
     ``content_id`` is always a string, ``price`` a number, ``quantity`` an integer (1 when missing).
     """
-    content_id = to_id(_first_of(entry, _CONTENT_ID_KEYS))
+    found = fields.lookup(entry, fields.CONTENT_ID)
+    content_id = to_id(found[1]) if found else None
     if content_id is None:
         return None
     content: dict[str, Any] = {"content_id": content_id}
     content["content_type"] = to_text(entry.get("content_type")) or default_type
-    for name, keys in _CONTENT_TEXT:
-        text = to_text(_first_of(entry, keys))
+    for name, table in _CONTENT_TEXT:
+        found = fields.lookup(entry, table)
+        text = to_text(found[1]) if found else None
         if text is not None:
             content[name] = text
     price = to_number(entry.get("price"))

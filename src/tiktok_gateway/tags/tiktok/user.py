@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from tiktok_gateway.event_data import EventData
+from tiktok_gateway.event_data import INTERNAL_PREFIX, EventData
 from tiktok_gateway.tags.tiktok import fields
 from tiktok_gateway.tags.tiktok.coerce import to_text
 from tiktok_gateway.tags.tiktok.hashing import (
@@ -195,9 +195,9 @@ def build_user(
         and page_url
         and "ttclid" in referrer  # before the two urlsplit calls of _same_host
         and _same_host(page_url, referrer)
-        and ttclid_in_url(referrer)
+        and (referrer_ttclid := ttclid_in_url(referrer))
     ):
-        user["ttclid"] = ttclid_in_url(referrer)
+        user["ttclid"] = referrer_ttclid
         _note(explain, "user.ttclid", "page.referrer?ttclid")
     elif (found := fields.lookup(data, fields.COOKIE_TTCLID)) and (ttclid := to_text(found[1])):
         user["ttclid"] = ttclid
@@ -206,5 +206,7 @@ def build_user(
     found = fields.lookup(data, fields.TTP)
     if found is not None and (ttp := to_text(found[1])):
         user["ttp"] = ttp
-        _note(explain, "user.ttp", "cookie _ttp" if found[0].startswith("x-gw-") else found[0])
+        _note(
+            explain, "user.ttp", "cookie _ttp" if found[0].startswith(INTERNAL_PREFIX) else found[0]
+        )
     return user, url_ttclid, warnings
