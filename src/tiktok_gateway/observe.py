@@ -46,6 +46,7 @@ class HitRecord:
     duration_seconds: float = 0.0
     queued: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
+    unrouted: int = 0
 
 
 class Observer(Protocol):

@@ -103,7 +103,8 @@ async def start_runtime(
     )
     runtime.observers.add(runtime.telemetry)
     runtime.telemetry.set_secrets(config_secrets(config))  # masked in every log line
-    runtime.observers.add(runtime.debug)
+    if config.gateway.debug:  # off: /debug answers 404, so nothing need be recorded per hit
+        runtime.observers.add(runtime.debug)
     gateway = config.gateway
     runtime.worker = DeliveryWorker(
         queue,

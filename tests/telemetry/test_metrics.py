@@ -254,6 +254,7 @@ def test_on_hit_counts_what_labels_would() -> None:
             errors=errors,
             queued=2,
             dropped={"consent": 1},
+            unrouted=1,
             duration_seconds=0.003,
         ),
         HitRecord("r3", "mp", 0.0, 403, "unauthorized", error="bad_api_secret"),

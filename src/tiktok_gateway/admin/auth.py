@@ -24,18 +24,15 @@ import hmac
 import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import Final
 from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tiktok_gateway.endpoints.access import bearer_token, runtime_of, same_secret
+from tiktok_gateway.endpoints.access import bearer_matches, runtime_of, same_secret
 from tiktok_gateway.endpoints.body import error_response
-
-if TYPE_CHECKING:
-    pass
 
 COOKIE_NAME: Final = "gw_admin"
 COOKIE_MAX_AGE: Final = 12 * 3600
@@ -51,10 +48,9 @@ class Grant:
 
 
 def configured_token(request: Request) -> str | None:
-    """The admin token, ``None`` when not configured (or empty)."""
+    """The admin token, ``None`` when not configured (the settings turn an empty one into that)."""
     secret = runtime_of(request).config.gateway.admin_token
-    value = secret.get_secret_value() if secret is not None else ""
-    return value or None
+    return secret.get_secret_value() if secret is not None else None
 
 
 def session_value(token: str) -> str:
@@ -95,8 +91,7 @@ def authorize(request: Request) -> Grant | Response:
             "no admin token is configured: admin surfaces answer only on loopback "
             "(set GATEWAY_ADMIN_TOKEN to use them from elsewhere)",
         )
-    given = bearer_token(request)
-    if given is not None and same_secret(given, token):
+    if bearer_matches(request, token):
         return Grant("bearer")
     cookie = request.cookies.get(COOKIE_NAME)
     if cookie is not None and same_secret(cookie, session_value(token)):

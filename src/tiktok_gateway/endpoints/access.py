@@ -19,7 +19,9 @@ def runtime_of(request: Request) -> Runtime:
 
 def same_secret(given: str, expected: str) -> bool:
     """Constant-time comparison, so the answer time tells nothing about the secret."""
-    return hmac.compare_digest(given.encode(), expected.encode())
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
 
 
 def bearer_token(request: Request) -> str | None:

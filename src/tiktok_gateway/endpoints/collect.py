@@ -68,7 +68,8 @@ class _Exchange:
                 error=error,
                 duration_seconds=time.perf_counter() - self.started,
                 queued=result.queued if result else 0,
-                dropped=dict(result.dropped) if result else {},
+                dropped=result.dropped if result else {},
+                unrouted=result.unrouted if result else 0,
             )
         )
         return response

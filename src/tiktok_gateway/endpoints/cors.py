@@ -7,8 +7,6 @@ from collections.abc import Collection
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tiktok_gateway.endpoints.body import set_headers
-
 ALLOW_METHODS = "GET, POST, OPTIONS"
 
 
@@ -22,13 +20,13 @@ def apply_cors(request: Request, response: Response, allowed: Collection[str]) -
     if not origin or (allowed and origin not in allowed):
         return
     headers = {
-        b"access-control-allow-origin": origin,
-        b"access-control-allow-credentials": "true",
-        b"vary": "Origin",
+        "access-control-allow-origin": origin,
+        "access-control-allow-credentials": "true",
+        "vary": "Origin",
     }
     if request.method == "OPTIONS":
-        headers[b"access-control-allow-methods"] = ALLOW_METHODS
+        headers["access-control-allow-methods"] = ALLOW_METHODS
         requested = request.headers.get("access-control-request-headers")
-        headers[b"access-control-allow-headers"] = requested or "Content-Type"
-        headers[b"access-control-max-age"] = "86400"
-    set_headers(response, headers)
+        headers["access-control-allow-headers"] = requested or "Content-Type"
+        headers["access-control-max-age"] = "86400"
+    response.headers.update(headers)

@@ -13,7 +13,6 @@ a string is no number, ``true`` is no integer and ``3.0`` is no integer either.
 
 from __future__ import annotations
 
-import hmac
 import json
 import math
 import re
@@ -21,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from tiktok_gateway.endpoints.access import same_secret
 from tiktok_gateway.sandbox import codes
 from tiktok_gateway.tags.tiktok.payload import MAX_BATCH_EVENTS
 
@@ -142,7 +142,7 @@ class Verdict:
 
 def validate(body: bytes, access_token: str | None, expected_token: str | None) -> Verdict:
     """Check one request as TikTok would; ``expected_token`` ``None`` or empty accepts any token."""
-    if expected_token and not _same_secret(access_token, expected_token):
+    if expected_token and (access_token is None or not same_secret(access_token, expected_token)):
         return Verdict(codes.ACCESS_TOKEN_INVALID, codes.ACCESS_TOKEN_INVALID_MESSAGE)
     try:
         document = _load_json(body)
@@ -174,14 +174,6 @@ def validate(body: bytes, access_token: str | None, expected_token: str | None) 
         pixel_code=document["event_source_id"],
         test_event_code=document.get("test_event_code"),
         events=tuple(data),
-    )
-
-
-def _same_secret(given: str | None, expected: str) -> bool:
-    if given is None:
-        return False
-    return hmac.compare_digest(
-        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
     )
 
 

@@ -313,10 +313,7 @@ class Telemetry:
         for error in hit.errors:
             self._events_invalid(source, error.reason).inc()
         mapped: dict[str, int] = {}  # a plain dict: building a collections.Counter costs more
-        unrouted = 0
         for outcomes in hit.outcomes:
-            if not outcomes:
-                unrouted += 1
             for outcome in outcomes:
                 if not isinstance(outcome, DroppedEvent):
                     mapped[outcome.tag] = mapped.get(outcome.tag, 0) + 1
@@ -324,8 +321,8 @@ class Telemetry:
             self._events_mapped(tag).inc(count)
         for reason, count in hit.dropped.items():
             self._events_dropped(reason).inc(count)
-        if unrouted:
-            self._events_dropped("unrouted").inc(unrouted)
+        if hit.unrouted:
+            self._events_dropped("unrouted").inc(hit.unrouted)
         if structlog.is_configured():
             self._log.info(
                 "hit",
@@ -335,8 +332,8 @@ class Telemetry:
                 outcome=hit.outcome,
                 events=len(hit.events),
                 queued=hit.queued,
-                dropped=dict(hit.dropped),
-                unrouted=unrouted,
+                dropped=hit.dropped,
+                unrouted=hit.unrouted,
                 errors=len(hit.errors),
                 error=hit.error or None,
                 ms=round(hit.duration_seconds * 1000, 3),
