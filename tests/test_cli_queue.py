@@ -88,3 +88,28 @@ def test_unsupported_queue_url_exits_2(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "queue_url" in result.stderr
+
+
+def test_dead_lists_letters_whose_payload_is_not_an_envelope(tmp_path: Path) -> None:
+    """The worker dead-letters payloads it cannot read as invalid_payload; listing them works."""
+
+    async def fill() -> None:
+        queue = await SQLiteQueue.open(tmp_path / "queue.db")
+        await queue.put([NewItem("shop\x1f", b"not json"), NewItem("shop\x1f", b'{"event":[1]}')])
+        leased = await queue.lease(2, 60)
+        await queue.dead_letter(
+            [DeadLetter(i.id, "invalid_payload", None, "bad", "") for i in leased]
+        )
+        await queue.close()
+
+    asyncio.run(fill())
+    code, out, _ = cli(tmp_path, "dead")
+    assert code == 0
+    assert out.count("(unreadable payload)") == 2
+    code, out, _ = cli(tmp_path, "dead", "--json")
+    assert code == 0
+    events = sorted(json.dumps(record["event"]) for record in json.loads(out))
+    assert events == [
+        '{"unreadable_payload": "not json"}',
+        '{"unreadable_payload": "{\\"event\\":[1]}"}',
+    ]

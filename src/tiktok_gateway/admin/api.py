@@ -64,7 +64,7 @@ def dead_letter_view(record: DeadRecord) -> dict[str, Any]:
     except (ValueError, KeyError, TypeError):
         view["payload_error"] = "unreadable payload"
         return view
-    event = envelope.event if isinstance(envelope.event, dict) else {}
+    event = envelope.event
     name, event_id = event.get("event"), event.get("event_id")
     view.update(
         tag=str(envelope.tag),

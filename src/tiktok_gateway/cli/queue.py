@@ -40,12 +40,29 @@ def _when(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
 
 
-def _describe(record: DeadRecord) -> str:
+def _envelope(record: DeadRecord) -> Envelope | None:
+    """The dead letter's envelope; ``None`` when its payload is what made it dead (not ours)."""
     try:
-        envelope = Envelope.from_bytes(record.payload)
-        what = f"{envelope.tag} {envelope.event.get('event')} {envelope.event.get('event_id')}"
+        return Envelope.from_bytes(record.payload)
     except (ValueError, KeyError, TypeError):
-        what = "(unreadable payload)"
+        return None
+
+
+def _envelope_json(record: DeadRecord) -> object:
+    """The payload as JSON for ``dead --json``: the envelope, else the raw text as it is."""
+    envelope = _envelope(record)
+    if envelope is not None:
+        return json.loads(record.payload)
+    return {"unreadable_payload": record.payload.decode("utf-8", "replace")}
+
+
+def _describe(record: DeadRecord) -> str:
+    envelope = _envelope(record)
+    what = (
+        f"{envelope.tag} {envelope.event.get('event')} {envelope.event.get('event_id')}"
+        if envelope is not None
+        else "(unreadable payload)"
+    )
     code = f" code {record.code}" if record.code is not None else ""
     request = f" request {record.request_id}" if record.request_id else ""
     return (
@@ -90,7 +107,7 @@ def dead_command(limit: int, as_json: bool, config_path: Path | None) -> None:
                 "message": r.message,
                 "request_id": r.request_id,
                 "attempts": r.attempts,
-                "event": json.loads(r.payload),
+                "event": _envelope_json(r),
             }
             for r in records
         ]

@@ -86,9 +86,12 @@ class Envelope:
     def from_bytes(cls, payload: bytes) -> Envelope:
         """The envelope in ``payload`` (either layout), the event parsed.
 
-        Raises ``ValueError``, ``KeyError`` or ``TypeError`` for a payload not made by ``to_bytes``.
+        Raises ``ValueError``, ``KeyError`` or ``TypeError`` for a payload not made by ``to_bytes``
+        (``TypeError`` when it is JSON but not an object, or its event is not an object).
         """
         record = wire_json.loads(payload)
+        if not isinstance(record, dict) or not isinstance(record["event"], dict):
+            raise TypeError("not an envelope: the payload and its event must be objects")
         return cls(record["tag"], record["pixel"], record.get("test_event_code"), record["event"])
 
 
@@ -159,8 +162,6 @@ class RawEnvelope(NamedTuple):
             tag, pixel, code = _route(head[1])
             return cls(tag, pixel, code, _text(head[2]), payload[head.end() : -1])
         envelope = Envelope.from_bytes(payload)  # the earlier layout, or not ours at all
-        if not isinstance(envelope.event, dict):
-            raise TypeError("event is not an object")
         event_id = str(envelope.event.get("event_id", ""))
         return cls(
             envelope.tag,
