@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from tiktok_gateway.cli import main
@@ -121,9 +122,10 @@ def test_invalid_configuration_exits_2_naming_the_key() -> None:
     assert "TIKTOK_CONTENT_TYPE" in result.stderr
 
 
-def test_help_never_shows_a_secret() -> None:
+@pytest.mark.parametrize("args", [["--help"], [HIT], [HIT, "--explain"]])
+def test_inspect_never_shows_the_access_token(args: list[str]) -> None:
     result = CliRunner(env={"TIKTOK_ACCESS_TOKEN": "sekret-token-xyz"}).invoke(
-        main, ["inspect", "--help"]
+        main, ["inspect", *args]
     )
     assert result.exit_code == 0
-    assert "sekret-token-xyz" not in result.output
+    assert "sekret-token-xyz" not in result.stdout + result.stderr

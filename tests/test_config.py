@@ -134,6 +134,7 @@ consent = "ignore"
             "tags[0].access_token_env",
         ),
         ("[[tags]]\npixel_code='C1'\n[[tags]]\npixel_code='C2'\n", "tags.name"),
+        ('[[tags]]\npixel_code = "C1"\nname = "shop\\u001f"\n', "tags[0].name"),
         ("not toml = = 1", "--config"),
     ],
 )

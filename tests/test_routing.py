@@ -30,6 +30,7 @@ from tests.harness import running
 from tiktok_gateway.config import Config, load_config
 from tiktok_gateway.delivery.envelope import Envelope
 from tiktok_gateway.event_data import EventData
+from tiktok_gateway.ingest import ttclid_cookie_of
 from tiktok_gateway.sandbox.app import sandbox_of
 from tiktok_gateway.tags.router import route
 from tiktok_gateway.tags.tiktok.mapping import DroppedEvent, MappedEvent
@@ -410,3 +411,27 @@ def test_hits_queue_one_envelope_per_firing_tag_and_reach_each_pixel(config: Con
             assert live_ids.isdisjoint({s.request_id for s in staging})
 
     asyncio.run(scenario())
+
+
+# -- the ttclid cookie of the answer (SPEC 10.2), shared by ingest and inspect ----------------
+
+
+def _mapped(tag: str, cookie: str | None) -> MappedEvent:
+    return MappedEvent(tag, "CPIXEL", None, {"event": "Pageview"}, ttclid_cookie=cookie)
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "cookie"),
+    [
+        ([_mapped("a", "CLK")], "CLK"),
+        ([_mapped("a", None), _mapped("b", "CLK")], "CLK"),
+        ([DroppedEvent("a", "page_view", "unmapped_event"), _mapped("b", "CLK")], "CLK"),
+        ([_mapped("a", "CLK"), DroppedEvent("b", "page_view", "consent")], None),
+        ([DroppedEvent("a", "page_view", "consent"), _mapped("b", "CLK")], None),
+        ([], None),
+    ],
+)
+def test_no_ttclid_cookie_when_a_tag_blocked_the_event_for_consent(
+    outcomes: list[MappedEvent | DroppedEvent], cookie: str | None
+) -> None:
+    assert ttclid_cookie_of(outcomes) == cookie

@@ -35,6 +35,19 @@ class IngestResult:
     outcomes: list[list[Outcome]] = field(default_factory=list)
 
 
+def ttclid_cookie_of(outcomes: Sequence[Outcome]) -> str | None:
+    """The click id the answer sets as a cookie for one event's outcomes (SPEC 10.2): the first
+    mapped event's, and none when any tag's consent policy blocked the event."""
+    cookie: str | None = None
+    for outcome in outcomes:
+        if isinstance(outcome, DroppedEvent):
+            if outcome.reason == "consent":
+                return None
+        else:
+            cookie = cookie or outcome.ttclid_cookie
+    return cookie
+
+
 class Ingest:
     """Maps events for the configured tags and commits the results to the queue."""
 
@@ -52,17 +65,12 @@ class Ingest:
             if not outcomes:
                 result.unrouted += 1
                 continue
-            blocked = False
-            cookie: str | None = None
             for outcome in outcomes:
                 if isinstance(outcome, DroppedEvent):
                     result.dropped[outcome.reason] += 1
-                    blocked = blocked or outcome.reason == "consent"
-                    continue
-                items.append(NewItem(*queue_item(outcome)))
-                cookie = cookie or outcome.ttclid_cookie
-            if cookie and not blocked:
-                result.ttclid_cookie = cookie
+                else:
+                    items.append(NewItem(*queue_item(outcome)))
+            result.ttclid_cookie = ttclid_cookie_of(outcomes) or result.ttclid_cookie
         if items:
             await self._queue.put(items)
         result.queued = len(items)

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 from tiktok_gateway.config import Config
 from tiktok_gateway.errors import InputError
 from tiktok_gateway.event_data import ParsedInput, RequestContext
+from tiktok_gateway.ingest import ttclid_cookie_of
 from tiktok_gateway.sources.events_api import parse_events
 from tiktok_gateway.sources.ga4_web import parse_hit
 from tiktok_gateway.sources.measurement_protocol import parse_mp
@@ -111,10 +112,10 @@ def run_inspect(request: InspectInput, config: Config, *, explain: bool = False)
             mapped.append(outcome)
             for warning in outcome.warnings:
                 report.notes.append(f"warning: {outcome.event['event']}: {warning}")
-            if outcome.ttclid_cookie:
-                report.notes.append(f"cookie: the answer would set ttclid={outcome.ttclid_cookie}")
             if explain:
                 report.explanations += _explain(outcome)
+        if cookie := ttclid_cookie_of(outcomes):
+            report.notes.append(f"cookie: the answer would set ttclid={cookie}")
     report.bodies = [
         request_body(pixel, [m.event for m in events], test_code)
         for (pixel, test_code), events in group_requests(mapped).items()

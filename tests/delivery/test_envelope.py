@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tiktok_gateway import wire_json
-from tiktok_gateway.delivery.envelope import Envelope, RawEnvelope, queue_item
+from tiktok_gateway.delivery.envelope import Envelope, RawEnvelope, queue_item, split_group
 from tiktok_gateway.tags.tiktok.mapping import MappedEvent
 
 EVENT = {"event": "Purchase", "event_time": 1_700_000_000, "event_id": "order-1"}
@@ -98,9 +98,15 @@ def test_payloads_not_made_by_to_bytes_are_refused(payload: bytes) -> None:
         RawEnvelope.from_bytes(payload)
 
 
-@given(tag=texts, pixel=texts, code=st.none() | texts, event=events)
-def test_ingest_queues_what_the_envelope_would(
+# Tag names as the settings allow them: no control characters.
+tag_names = st.text(st.characters(exclude_categories=["Cc"]), min_size=1, max_size=12)
+
+
+@given(tag=tag_names, pixel=texts, code=st.none() | texts, event=events)
+def test_what_ingest_queues_reads_back_for_delivery(
     tag: str, pixel: str, code: str | None, event: dict[str, Any]
 ) -> None:
-    envelope = Envelope(tag, pixel, code, event)
-    assert queue_item(MappedEvent(tag, pixel, code, event)) == (envelope.group, envelope.to_bytes())
+    group, payload = queue_item(MappedEvent(tag, pixel, code, event))
+    assert split_group(group) == (tag, code or None)
+    raw = RawEnvelope.from_bytes(payload)
+    assert parsed(raw) == (tag, pixel, code or None, str(event.get("event_id", "")), event)

@@ -14,6 +14,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+from tests.fakes import FakeClock
 from tests.servers import served_in_thread
 from tiktok_gateway.sandbox import (
     FaultInjector,
@@ -29,14 +30,6 @@ from tiktok_gateway.tags.tiktok.payload import TRACK_PATH, TrackResponse, reques
 T = TypeVar("T")
 TOKEN = "sandbox-secret-token"
 HASH = hashlib.sha256(b"user_123").hexdigest()
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def event(name: str = "CompletePayment", event_id: str = "e1") -> dict[str, Any]:
@@ -363,7 +356,8 @@ def test_injector_decides_without_http() -> None:
     assert fault is not None
     assert (fault.kind, fault.status, fault.retry_after) == (FaultKind.OUTAGE, 503, 2)
     clock.now += 2
-    assert not injector.outage_active
+    assert injector.outage_remaining() == 0
+    assert injector.decide() is None
     with pytest.raises(ValueError, match="more than 0"):
         injector.start_outage(0)
 

@@ -12,9 +12,10 @@ import uvicorn
 from starlette.applications import Starlette
 
 from tiktok_gateway.app import SANDBOX_MOUNT, create_app
+from tiktok_gateway.cli.check import target_name
 from tiktok_gateway.cli.common import CONFIG_OPTION, config_or_fail, fail
 from tiktok_gateway.config import Config
-from tiktok_gateway.runtime import Runtime
+from tiktok_gateway.runtime import Runtime, needs_sandbox
 from tiktok_gateway.sandbox.app import create_sandbox_app
 from tiktok_gateway.sandbox.faults import FaultSettings
 from tiktok_gateway.sandbox.server import run_sandbox
@@ -35,11 +36,10 @@ def _describe(config: Config, host: str, port: int) -> str:
     base = f"http://{host}:{port}"
     lines = [f"tiktok-gateway on {base} (queue: {config.gateway.resolved_queue_url})"]
     for tag in config.tags:
-        target = "built-in sandbox" if tag.access_token is None else tag.api_url
-        lines.append(f"  tag {tag.name}: pixel {tag.pixel_code} -> {target}")
+        lines.append(f"  tag {tag.name}: pixel {tag.pixel_code} -> {target_name(tag)}")
     lines.append("Send a sample GA4 purchase hit:")
     lines.append(f"  curl -i '{base}/g/collect?{SAMPLE_HIT}'")
-    if any(tag.access_token is None for tag in config.tags):
+    if needs_sandbox(config):
         lines.append("See what the sandbox accepted:")
         lines.append(f"  curl -s {base}{SANDBOX_MOUNT}/events")
     return "\n".join(lines)

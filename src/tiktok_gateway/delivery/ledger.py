@@ -62,9 +62,6 @@ class Ledger:
         self._on_result = on_result
         self._held: dict[str, LeasedItem] = {}
 
-    def __len__(self) -> int:
-        return len(self._held)
-
     def hold(self, item: LeasedItem) -> None:
         self._held[item.id] = item
 

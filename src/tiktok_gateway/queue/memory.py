@@ -1,6 +1,6 @@
 """An in-memory queue: the reference model of the contract in ``base.py``, not durable.
 
-Used by the tests, by ``inspect`` and as the model the SQLite backend is checked against, so it
+Used by the tests and as the model the SQLite backend is checked against, so it
 is written to be obviously right rather than fast (every lease sorts the whole queue).
 
 Semantics shared with the SQLite backend, on top of the contract:

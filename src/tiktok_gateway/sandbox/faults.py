@@ -98,10 +98,6 @@ class FaultInjector:
             return 0.0
         return remaining
 
-    @property
-    def outage_active(self) -> bool:
-        return self.outage_remaining() > 0
-
     def decide(self) -> Fault | None:
         """The fault for the next request, or ``None`` to answer it normally."""
         remaining = self.outage_remaining()

@@ -22,7 +22,14 @@ class TikTokTagSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(default="default", min_length=1, description="Name in logs and pages.")
+    # No control characters: a name is shown in logs and pages, and the queue joins it with the
+    # test event code by U+001F (delivery/envelope.group_of).
+    name: str = Field(
+        default="default",
+        min_length=1,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="Name in logs and pages.",
+    )
     pixel_code: str = Field(min_length=1, description="TikTok pixel code (event_source_id).")
     access_token: SecretStr | None = Field(default=None, description="Events API access token.")
     api_url: str = Field(default=DEFAULT_API_URL, description="Base URL of the Events API.")
