@@ -26,7 +26,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -70,7 +69,7 @@ def _event(n: int, rng: random.Random) -> dict[str, Any]:
 
 
 def _cpu_seconds(pid: int | None) -> float:  # utime + stime of all its threads; None: CPU 0 busy
-    return servers.cpu_busy(0) if pid is None else servers.process_cpu(pid)
+    return servers.cpu_busy(SERVER_CPU) if pid is None else servers.process_cpu(pid)
 
 
 def _preload(url: str, bodies: list[bytes], parallel: int) -> float:
@@ -136,8 +135,7 @@ def main() -> None:
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the gateway")
     args = parser.parse_args()
     os.sched_setaffinity(0, {TIKTOK_CPU})
-    cpu = Path("/proc/cpuinfo").read_text().split("model name")[1].split("\n")[0].strip(" :\t")
-    print(f"machine: Linux {os.uname().release}, {os.cpu_count()} x {cpu}, {sys.version[:6]}")
+    print(f"machine: {servers.machine()}")
     rng = random.Random(20250606)
     events = [_event(n, rng) for n in range(args.events)]
     bodies = [json.dumps(events[i : i + 1000]).encode() for i in range(0, len(events), 1000)]
@@ -146,11 +144,7 @@ def main() -> None:
     )
     tmp = Path(tempfile.mkdtemp(prefix="bench-delivery-"))
     log = tmp / "servers.log"
-    ports = []
-    for _ in range(2):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            ports.append(int(sock.getsockname()[1]))
+    ports = servers.free_ports(2)
     gateway_url, tiktok_url = (f"http://127.0.0.1:{port}" for port in ports)
     cli = [sys.executable, "-m", "tiktok_gateway"]
     tiktok = servers.start(

@@ -23,7 +23,6 @@ import os
 import random
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -217,18 +216,13 @@ def main() -> None:
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the gateway")
     args = parser.parse_args()
     os.sched_setaffinity(0, {LOAD_CPU})
-    cpu = Path("/proc/cpuinfo").read_text().split("model name")[1].split("\n")[0].strip(" :\t")
-    print(f"machine: Linux {os.uname().release}, {os.cpu_count()} x {cpu}, {sys.version[:6]}")
+    print(f"machine: {servers.machine()}")
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     args.reqfile, args.lua, log = tmp / "requests.bin", tmp / "mix.lua", tmp / "servers.log"
     reqs = [_hit(k, rng, s) for rng in [random.Random(20250606)] for s in range(512) for k in ORDER]
     args.reqfile.write_bytes(b"\0".join(reqs) + b"\0")
     args.lua.write_text(LUA % args.reqfile)
-    cli, ports = [sys.executable, "-m", "tiktok_gateway"], []
-    for _ in range(3):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            ports.append(int(sock.getsockname()[1]))
+    cli, ports = [sys.executable, "-m", "tiktok_gateway"], servers.free_ports(3)
     env = {"TIKTOK_PIXEL_CODE": "CBENCHINGEST", "TIKTOK_ACCESS_TOKEN": "bench-token"}
     env |= {"TIKTOK_API_URL": f"http://127.0.0.1:{ports[2]}", "GATEWAY_DATA_DIR": str(tmp / "q")}
     env |= dict(kv.split("=", 1) for kv in args.env)

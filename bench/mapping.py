@@ -24,7 +24,6 @@ import base64
 import hashlib
 import itertools
 import os
-import platform
 import random
 import time
 from collections import Counter
@@ -35,6 +34,7 @@ from urllib.parse import quote
 
 from pyinstrument import Profiler
 
+import servers
 from tiktok_gateway.delivery.envelope import queue_item
 from tiktok_gateway.event_data import RequestContext
 from tiktok_gateway.sources import ga4_web
@@ -174,13 +174,6 @@ def run(mix: Iterator[list[Hit]], seconds: float) -> Round:
     return tally
 
 
-def machine() -> str:
-    with open("/proc/cpuinfo", encoding="utf-8") as info:  # Linux, as sched_setaffinity
-        cpu = next((ln.split(":", 1)[1].strip() for ln in info if "model name" in ln), "?")
-    system = f"{platform.platform()} | {os.cpu_count()} CPUs"
-    return f"{system} | {cpu} | Python {platform.python_version()}"
-
-
 def profile(mix: Iterator[list[Hit]], seconds: float, top: int = 25) -> None:
     """One long round under pyinstrument: functions by self time, then the call tree (>= 1%)."""
     profiler = Profiler()
@@ -215,7 +208,7 @@ def main() -> None:
     args = parser.parse_args()
     cpu = max(os.sched_getaffinity(0)) if args.cpu is None else args.cpu
     os.sched_setaffinity(0, {cpu})  # Linux
-    print(f"machine: {machine()}")
+    print(f"machine: {servers.machine()}")
     compiled = ga4_web.__file__.endswith(".so")
     print(f"hot path: {'compiled (mypyc)' if compiled else 'plain Python'}")
     print(f"pinned to CPU {cpu}; {len(ORDER)} hits per cycle; --users {args.users}")

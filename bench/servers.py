@@ -1,12 +1,14 @@
-"""Server processes for the benchmarks: start pinned to a CPU, stop, read their costs from /proc.
+"""Server processes for the benchmarks: start pinned to a CPU, stop, read their costs from /proc;
+free ports and the machine line every benchmark prints.
 
-Shared by ``ingest.py`` and ``delivery.py`` (each is run as ``python bench/<name>.py``, so this
-module is importable as ``servers``).
+Shared by ``mapping.py``, ``ingest.py`` and ``delivery.py`` (each is run as
+``python bench/<name>.py``, so this module is importable as ``servers``).
 """
 
 from __future__ import annotations
 
 import os
+import platform
 import socket
 import subprocess
 import time
@@ -63,3 +65,21 @@ def memory(pid: int) -> tuple[float, float]:
     words = Path(f"/proc/{pid}/status").read_text().split()
     rss, peak = (int(words[words.index(key) + 1]) / 1024 for key in ("VmRSS:", "VmHWM:"))
     return rss, peak
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` TCP ports on 127.0.0.1 that were free a moment ago."""
+    ports = []
+    for _ in range(count):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
+    return ports
+
+
+def machine() -> str:
+    """Platform, CPU count and model (``/proc/cpuinfo``), Python version: one line."""
+    with open("/proc/cpuinfo", encoding="utf-8") as info:
+        cpu = next((ln.split(":", 1)[1].strip() for ln in info if "model name" in ln), "?")
+    system = f"{platform.platform()} | {os.cpu_count()} CPUs"
+    return f"{system} | {cpu} | Python {platform.python_version()}"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import asyncio
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import httpx
 from starlette.applications import Starlette
@@ -14,6 +16,15 @@ from tiktok_gateway.config import Config, load_config
 from tiktok_gateway.queue.base import Clock, Queue, wall_clock
 from tiktok_gateway.queue.memory import MemoryQueue
 from tiktok_gateway.runtime import Runtime
+
+T = TypeVar("T")
+
+# A minimal GA4 page_view hit: what the endpoint and telemetry tests send.
+HIT = "v=2&tid=G-1&cid=1.2&_p=7&_s=1&en=page_view&dl=https%3A%2F%2Fshop.example.com%2F"
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
 
 
 @dataclass

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
-from tests.harness import config_of, running
+from tests.harness import HIT, config_of, run, running
 from tiktok_gateway.delivery.envelope import Envelope
-
-HIT = "v=2&tid=G-1&cid=1.2&_p=7&_s=1&en=page_view&dl=https%3A%2F%2Fshop.example.com%2F"
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
 
 
 async def queued_events(queue: Any) -> list[Envelope]:

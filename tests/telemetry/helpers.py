@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-T = TypeVar("T")
+from tests.harness import HIT, run
 
-HIT = "v=2&tid=G-1&cid=1.2&_p=7&_s=1&en=page_view&dl=https%3A%2F%2Fshop.example.com%2F"
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
+__all__ = ["HIT", "Samples", "json_lines", "run", "scrape"]
 
 
 class Samples:

@@ -26,6 +26,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Message
 
+from tests.fakes import FakeClock
 from tests.harness import running
 from tests.telemetry.helpers import run
 from tiktok_gateway.config import load_config
@@ -75,14 +76,6 @@ HIT = (
 )
 MP_OK = f"/mp/collect?measurement_id=G-1&api_secret={MP_SECRET}"
 BEARER = {"authorization": f"Bearer {INGEST_TOKEN}"}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Seen:
@@ -260,11 +253,21 @@ async def visit_operator_pages(app: Starlette, client: httpx.AsyncClient, seen: 
     results = await asyncio.gather(
         *(asgi_get(app, path, headers, 0.6) for path, headers in visits), one_more_hit()
     )
-    for (path, _), result in zip(visits, results[:-1], strict=True):
+    statuses: dict[str, set[int]] = {}
+    for (path, headers), result in zip(visits, results[:-1], strict=True):
         assert isinstance(result, tuple)
         status, head, text = result
         seen.add(f"GET {path} -> {status} (headers)", head)
         seen.add(f"GET {path} -> {status}", text)
+        if headers.get("authorization") == f"Bearer {ADMIN_TOKEN}":
+            kind = "bearer"
+        elif path.startswith("/debug?token="):
+            kind = "debug login"  # answered with a redirect that sets the session cookie
+        else:
+            kind = "refused"  # no token, a wrong one, or ?token= anywhere but the /debug page
+        statuses.setdefault(kind, set()).add(status)
+    # The pages were really shown to the operator, and refused to everybody else.
+    assert statuses == {"bearer": {200}, "debug login": {303}, "refused": {401}}, statuses
     return len(paths)
 
 
@@ -275,7 +278,7 @@ def test_no_secret_or_personal_data_leaks(
     config_file = tmp_path / "gateway.toml"
     config_file.write_text(TOML, encoding="utf-8")
     config = load_config(config_file, ENVIRON)
-    clock = Clock()
+    clock = FakeClock()
     seen = Seen()
 
     async def scenario() -> None:
@@ -297,7 +300,7 @@ def test_no_secret_or_personal_data_leaks(
             listing = (await client.get("/sandbox/events", headers=operator)).json()
             pixels = {event["pixel_code"] for event in listing["events"]}
             assert pixels == {"CSECURE", "COPEN"}, "both tags delivered"
-            await visit_operator_pages(gw.app, client, seen)
+            assert await visit_operator_pages(gw.app, client, seen) >= 5
             admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}
             for headers in (admin, {"authorization": f"Bearer {INGEST_TOKEN}"}, {}):
                 replay = "/admin/dead-letters/replay"
