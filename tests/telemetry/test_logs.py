@@ -186,7 +186,15 @@ def test_capture_logs_sees_the_structured_lines() -> None:
     assert (hit["event"], hit["request_id"], hit["queued"]) == ("hit", "r1", 1)
     assert delivery["code_class"] == "invalid"
     assert delivery["log_level"] == "warning"
-    assert delivery["message"] == "Batch.0.user.email: [email] is not [secret] nor [number]"
+
+
+def test_tiktok_messages_are_scrubbed_in_the_delivery_line(log_stream: io.StringIO) -> None:
+    telemetry = Telemetry()
+    telemetry.set_secrets(["tok-123456789"])
+    message = "Batch.0.user.email: a@b.co is not tok-123456789 nor +1 415 555 0100"
+    telemetry.on_delivery(DeliveryResult("t", "t|", "rejected", 1, 40002, message, sent=True))
+    (line,) = json_lines(log_stream.getvalue())
+    assert line["message"] == "Batch.0.user.email: [email] is not [secret] nor [number]"
 
 
 def test_nothing_is_logged_before_logging_is_configured(capsys: pytest.CaptureFixture[str]) -> None:

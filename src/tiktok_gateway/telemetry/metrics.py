@@ -37,7 +37,7 @@ from tiktok_gateway.endpoints.access import runtime_of
 from tiktok_gateway.observe import HitRecord
 from tiktok_gateway.tags.tiktok.classify import Rule, rule_for_code, rule_for_status
 from tiktok_gateway.tags.tiktok.mapping import DroppedEvent
-from tiktok_gateway.telemetry.logs import register_secrets, scrub
+from tiktok_gateway.telemetry.logs import register_secrets
 
 if TYPE_CHECKING:
     from tiktok_gateway.runtime import Runtime
@@ -185,7 +185,6 @@ class Telemetry:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.catalog: list[MetricInfo] = []
-        self._secrets: tuple[str, ...] = ()
         self._log = structlog.get_logger("tiktok_gateway.telemetry")
 
         # -- hits (ingest) --
@@ -296,9 +295,8 @@ class Telemetry:
     # -- configuration --------------------------------------------------------------------------
 
     def set_secrets(self, secrets: Iterable[str]) -> None:
-        """The configured secret values: masked in TikTok's messages and in every log line."""
-        self._secrets = tuple(value for value in secrets if value)
-        register_secrets(self._secrets)
+        """The configured secret values: masked in every log line (TikTok's messages included)."""
+        register_secrets(secrets)
 
     # -- the observer ---------------------------------------------------------------------------
 
@@ -357,7 +355,7 @@ class Telemetry:
                 events=result.events,
                 code=result.code,
                 code_class=code_cls,
-                message=scrub(result.message, self._secrets) if result.message else None,
+                message=result.message or None,  # scrubbed, as every field, by the log chain
                 tiktok_request_id=result.request_id or None,
                 latency_ms=round(result.latency_seconds * 1000, 3) if result.sent else None,
             )
