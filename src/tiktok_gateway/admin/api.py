@@ -32,7 +32,7 @@ from tiktok_gateway.admin.views import json_answer
 from tiktok_gateway.delivery.envelope import Envelope, split_group
 from tiktok_gateway.endpoints.access import runtime_of
 from tiktok_gateway.endpoints.body import BodyTooLarge, error_response, read_body
-from tiktok_gateway.queue.base import DeadRecord
+from tiktok_gateway.queue.base import DeadRecord, stats_within_timeout
 
 MAX_LIMIT: Final = 1000
 MAX_IDS: Final = 1000
@@ -84,16 +84,13 @@ async def queue_state(request: Request, grant: Grant) -> Response:
     """``GET /admin/queue``."""
     runtime = runtime_of(request)
     try:
-        stats = await asyncio.wait_for(runtime.queue.stats(), timeout=QUEUE_TIMEOUT)
+        stats = await stats_within_timeout(runtime.queue)
     except Exception as exc:  # storage trouble is a 503, never a 500
         return _unavailable(exc)
     paused = runtime.worker.paused if runtime.worker is not None else {}
     return json_answer(
         {
-            "depth": stats.depth,
-            "leased": stats.leased,
-            "oldest_age_seconds": round(stats.oldest_age, 3),
-            "dead_letters": stats.dead,
+            **stats.to_json(),
             "paused": [
                 {
                     "tag": tag,

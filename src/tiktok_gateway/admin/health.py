@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from tiktok_gateway.endpoints.access import runtime_of
+from tiktok_gateway.queue.base import stats_within_timeout
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -28,13 +28,7 @@ async def readyz(request: Request) -> JSONResponse:
     if not runtime.accepting:
         problems.append("shutting down")
     try:
-        stats = await asyncio.wait_for(runtime.queue.stats(), timeout=2.0)
-        body["queue"] = {
-            "depth": stats.depth,
-            "leased": stats.leased,
-            "oldest_age_seconds": round(stats.oldest_age, 3),
-            "dead_letters": stats.dead,
-        }
+        body["queue"] = (await stats_within_timeout(runtime.queue)).to_json()
     except Exception as exc:  # any storage failure means "not ready", never a 500
         problems.append(f"queue unavailable: {type(exc).__name__}")
     if runtime.worker is not None:

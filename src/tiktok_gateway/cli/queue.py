@@ -81,13 +81,7 @@ def queue_group() -> None:
 def stats_command(config_path: Path | None) -> None:
     """Depth, leased, oldest age and dead letters, as JSON."""
     stats = _run(config_path, lambda queue: queue.stats())
-    document = {
-        "depth": stats.depth,
-        "leased": stats.leased,
-        "oldest_age_seconds": round(stats.oldest_age, 3),
-        "dead_letters": stats.dead,
-    }
-    click.echo(json.dumps(document, indent=2))
+    click.echo(json.dumps(stats.to_json(), indent=2))
 
 
 @queue_group.command("dead")

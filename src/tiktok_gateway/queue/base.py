@@ -22,10 +22,11 @@ Time comes from an injected ``clock`` (unix seconds) so tests can move it withou
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 Clock = Callable[[], float]
 
@@ -98,6 +99,25 @@ class QueueStats:
     leased: int
     oldest_age: float
     dead: int
+
+    def to_json(self) -> dict[str, int | float]:
+        """What ``/readyz``, ``/admin/queue`` and ``queue stats`` show."""
+        return {
+            "depth": self.depth,
+            "leased": self.leased,
+            "oldest_age_seconds": round(self.oldest_age, 3),
+            "dead_letters": self.dead,
+        }
+
+
+# How long a health check, a scrape or an admin page waits for stats() before it reports the
+# queue as unavailable.
+STATS_TIMEOUT: Final = 2.0
+
+
+async def stats_within_timeout(queue: Queue) -> QueueStats:
+    """``queue.stats()``, or ``TimeoutError`` after ``STATS_TIMEOUT`` seconds."""
+    return await asyncio.wait_for(queue.stats(), STATS_TIMEOUT)
 
 
 class Queue(Protocol):

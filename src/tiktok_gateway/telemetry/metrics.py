@@ -12,7 +12,6 @@ names from the configuration; never ids, URLs or raw error text. Every metric is
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -35,6 +34,7 @@ from starlette.responses import Response
 from tiktok_gateway.delivery.ledger import DeliveryResult
 from tiktok_gateway.endpoints.access import runtime_of
 from tiktok_gateway.observe import HitRecord
+from tiktok_gateway.queue.base import stats_within_timeout
 from tiktok_gateway.tags.tiktok.classify import Rule, rule_for_code, rule_for_status
 from tiktok_gateway.tags.tiktok.mapping import DroppedEvent
 from tiktok_gateway.telemetry.logs import register_secrets
@@ -81,7 +81,6 @@ BATCH_EVENTS_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000)
 # A label taken from a record must look like a stable reason word, or it becomes "other".
 _WORD = re.compile(r"[a-z0-9_]{1,48}")
 _HTTP_STATUS = re.compile(r"HTTP (\d{3})\b")
-STATS_TIMEOUT = 2.0
 
 
 def _word(value: str) -> str:
@@ -365,7 +364,7 @@ class Telemetry:
     async def refresh(self, runtime: Runtime) -> None:
         """Set the state gauges from the queue and the worker."""
         try:
-            stats = await asyncio.wait_for(runtime.queue.stats(), STATS_TIMEOUT)
+            stats = await stats_within_timeout(runtime.queue)
         except Exception as exc:  # a failing queue must not fail the scrape: queue_up says it
             log.warning("queue stats failed for /metrics: %s", type(exc).__name__)
             self.queue_up.set(0)
