@@ -44,11 +44,11 @@ def test_retry_after_is_a_floor() -> None:
 
 
 def test_seeded_random_is_reproducible_and_within_bounds() -> None:
-    first = [compute_backoff(n, base=1.0, cap=60.0, rng=random.Random(7)) for n in range(12)]
-    again = [compute_backoff(n, base=1.0, cap=60.0, rng=random.Random(7)) for n in range(12)]
+    first = [compute_backoff(n, base=1.0, cap=60.0, rng=random.Random(7).random) for n in range(12)]
+    again = [compute_backoff(n, base=1.0, cap=60.0, rng=random.Random(7).random) for n in range(12)]
     assert first == again
     expected = random.Random(7).random() * 8.0
-    assert compute_backoff(3, base=1.0, cap=60.0, rng=random.Random(7)) == expected
+    assert compute_backoff(3, base=1.0, cap=60.0, rng=random.Random(7).random) == expected
     for n, delay in enumerate(first):
         assert 0.0 <= delay < min(60.0, 2.0**n)
 

@@ -8,7 +8,6 @@ waves when TikTok recovers.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,18 +20,18 @@ def compute_backoff(
     *,
     base: float,
     cap: float,
-    rng: Callable[[], float] | random.Random,
+    rng: Callable[[], float],
     retry_after: float | None = None,
 ) -> float:
     """Seconds to wait after failed delivery number ``attempt`` (0 for the first failure).
 
     A uniform draw in ``[0, min(cap, base * 2**attempt))``, never less than ``retry_after``
     (the server's Retry-After, honoured even above ``cap``). ``rng`` returns floats in
-    ``[0, 1)``: ``random.Random`` (its ``random`` method is used) or any such callable.
+    ``[0, 1)`` (``random.random``, or a seeded ``random.Random(n).random``).
     """
     exponent = min(max(attempt, 0), _MAX_EXPONENT)
     ceiling = min(cap, base * 2.0**exponent)
-    draw = rng.random() if isinstance(rng, random.Random) else rng()
+    draw = rng()
     delay = max(ceiling, 0.0) * draw
     if retry_after is not None:
         delay = max(delay, retry_after)
@@ -56,7 +55,7 @@ class BackoffPolicy:
     def delay(
         self,
         attempt: int,
-        rng: Callable[[], float] | random.Random,
+        rng: Callable[[], float],
         retry_after: float | None = None,
     ) -> float:
         """``compute_backoff`` with this policy's base and cap."""

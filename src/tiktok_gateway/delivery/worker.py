@@ -323,7 +323,7 @@ class DeliveryWorker:
         sent: float | None = latency  # only the first result of a request carries its latency
         for attempts, indexes in sorted(by_attempts.items()):
             # Each item backs off by its own failure count; one nack per count.
-            delay = self._policy.delay(attempts, self._rng, outcome.after)
+            delay = self._policy.delay(attempts, self._rng.random, outcome.after)
             await self._ledger.nack(batch.subset(indexes), delay, outcome, sent)
             sent = None
         for kind, indexes in (("expired", expired), ("retries_exhausted", exhausted)):
