@@ -31,6 +31,7 @@ from tiktok_gateway.config import Config, load_config
 from tiktok_gateway.delivery.envelope import Envelope
 from tiktok_gateway.event_data import EventData
 from tiktok_gateway.ingest import ttclid_cookie_of
+from tiktok_gateway.inspection import InspectInput, run_inspect
 from tiktok_gateway.sandbox.app import sandbox_of
 from tiktok_gateway.tags.router import route
 from tiktok_gateway.tags.tiktok.mapping import DroppedEvent, MappedEvent
@@ -435,3 +436,13 @@ def test_no_ttclid_cookie_when_a_tag_blocked_the_event_for_consent(
     outcomes: list[MappedEvent | DroppedEvent], cookie: str | None
 ) -> None:
     assert ttclid_cookie_of(outcomes) == cookie
+
+
+def test_inspect_shows_one_request_per_tag_even_for_a_shared_pixel(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text(
+        '[[tags]]\nname = "a"\npixel_code = "CSAME"\n[[tags]]\nname = "b"\npixel_code = "CSAME"\n'
+    )
+    report = run_inspect(InspectInput(hit="v=2&tid=G-1&en=page_view"), load_config(path, {}))
+    assert [body["event_source_id"] for body in report.bodies] == ["CSAME", "CSAME"]
+    assert [len(body["data"]) for body in report.bodies] == [1, 1]

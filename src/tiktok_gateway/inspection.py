@@ -118,6 +118,6 @@ def run_inspect(request: InspectInput, config: Config, *, explain: bool = False)
             report.notes.append(f"cookie: the answer would set ttclid={cookie}")
     report.bodies = [
         request_body(pixel, [m.event for m in events], test_code)
-        for (pixel, test_code), events in group_requests(mapped).items()
+        for (_, pixel, test_code), events in group_requests(mapped).items()
     ]
     return report

@@ -56,9 +56,12 @@ def route(
 
 def group_requests(
     mapped: Iterable[MappedEvent],
-) -> dict[tuple[str, str | None], list[MappedEvent]]:
-    """Events grouped by (pixel, test event code): one Events API request each, order kept."""
-    groups: dict[tuple[str, str | None], list[MappedEvent]] = {}
+) -> dict[tuple[str, str, str | None], list[MappedEvent]]:
+    """Events grouped by (tag, pixel, test event code), order kept: one Events API request each,
+    as delivery batches them (two tags never share a request, even with the same pixel: each
+    sends with its own access token)."""
+    groups: dict[tuple[str, str, str | None], list[MappedEvent]] = {}
     for event in mapped:
-        groups.setdefault((event.pixel_code, event.test_event_code), []).append(event)
+        key = (event.tag, event.pixel_code, event.test_event_code)
+        groups.setdefault(key, []).append(event)
     return groups
