@@ -70,6 +70,15 @@ def needs_sandbox(config: Config) -> bool:
     return any(tag.access_token is None for tag in config.tags)
 
 
+def delivery_client(config: Config, sandbox: Starlette | None) -> httpx.AsyncClient:
+    """The HTTP client TikTok requests go out with; ``sandbox``, when given, answers the
+    requests of token-less tags in process (they are sent to ``SANDBOX_ORIGIN``)."""
+    mounts: dict[str, httpx.AsyncBaseTransport] = {}
+    if sandbox is not None:
+        mounts[SANDBOX_ORIGIN] = httpx.ASGITransport(app=sandbox)
+    return httpx.AsyncClient(mounts=mounts, timeout=config.gateway.request_timeout_seconds)
+
+
 async def start_runtime(
     config: Config,
     *,
@@ -84,11 +93,9 @@ async def start_runtime(
     """
     queue = queue or await open_queue(config.gateway.resolved_queue_url, clock=clock)
     targets = delivery_targets(config.tags)
-    mounts: dict[str, httpx.AsyncBaseTransport] = {}
     if needs_sandbox(config):
         sandbox = sandbox or create_sandbox_app()
-        mounts[SANDBOX_ORIGIN] = httpx.ASGITransport(app=sandbox)
-    client = httpx.AsyncClient(mounts=mounts, timeout=config.gateway.request_timeout_seconds)
+    client = delivery_client(config, sandbox if needs_sandbox(config) else None)
     runtime = Runtime(
         config=config,
         queue=queue,

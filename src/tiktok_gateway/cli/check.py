@@ -27,7 +27,7 @@ from starlette.applications import Starlette
 from tiktok_gateway import __version__, wire_json
 from tiktok_gateway.cli.common import CONFIG_OPTION, config_or_fail
 from tiktok_gateway.config import Config
-from tiktok_gateway.runtime import SANDBOX_ORIGIN, delivery_targets, needs_sandbox
+from tiktok_gateway.runtime import delivery_client, delivery_targets, needs_sandbox
 from tiktok_gateway.sandbox.app import create_sandbox_app
 from tiktok_gateway.tags.tiktok.classify import Delivered, Outcome, Pause, Reject, Split
 from tiktok_gateway.tags.tiktok.client import post_batch
@@ -284,12 +284,10 @@ async def send_test_events(
     """
     stamp = int(time.time()) if now is None else now
     targets = delivery_targets(config.tags)
-    mounts: dict[str, httpx.AsyncBaseTransport] = {}
     if needs_sandbox(config):
-        mounts[SANDBOX_ORIGIN] = httpx.ASGITransport(app=sandbox or create_sandbox_app())
-    timeout = config.gateway.request_timeout_seconds
+        sandbox = sandbox or create_sandbox_app()
     results: list[SendResult] = []
-    async with httpx.AsyncClient(mounts=mounts, timeout=timeout) as client:
+    async with delivery_client(config, sandbox if needs_sandbox(config) else None) as client:
         for tag in config.tags:
             code = tag.test_event_code or fallback_code
             if not code:
@@ -305,6 +303,7 @@ async def send_test_events(
                     )
                 )
                 continue
+            timeout = config.gateway.request_timeout_seconds
             results.append(await _send_one(client, tag, targets[tag.name], code, stamp, timeout))
     return results
 
