@@ -408,7 +408,8 @@ def test_unknown_codes_give_up_after_the_cap() -> None:
         for _ in range(20):
             await rig.worker.drain()
             rig.clock.advance(301)
-        assert await rig.dead() == {"e0": ("retries_exhausted", 45678, "new", "")}
+        # TikTok's request id of the last answer is kept, so its support can find the request.
+        assert await rig.dead() == {"e0": ("retries_exhausted", 45678, "new", "req-45678")}
 
     tiktok = scenario(body, lambda _: answer(45678, "new"))
     assert len(tiktok.requests) == 20

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from tiktok_gateway.delivery.batcher import Batch
 from tiktok_gateway.delivery.envelope import split_group
 from tiktok_gateway.queue.base import DeadLetter, LeasedItem, Queue
-from tiktok_gateway.tags.tiktok.classify import Delivered, Outcome, Reject
+from tiktok_gateway.tags.tiktok.classify import Delivered, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +48,7 @@ def words(outcome: Outcome) -> tuple[int | None, str, str]:
     """TikTok's code, message (or detail) and request id in an outcome."""
     if isinstance(outcome, Delivered):
         return None, outcome.detail, outcome.request_id
-    if isinstance(outcome, Reject):
-        return outcome.code, outcome.message, outcome.request_id
-    return outcome.code, outcome.message, ""
+    return outcome.code, outcome.message, outcome.request_id
 
 
 class Ledger:

@@ -138,6 +138,7 @@ class Retry:
     code: int | None = None
     message: str = ""
     max_attempts: int | None = None
+    request_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,12 +155,14 @@ class Pause:
     code: int | None
     message: str
     reason: str
+    request_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Split:
     code: int | None = None
     message: str = ""
+    request_id: str = ""
 
 
 Outcome = Delivered | Retry | Reject | Pause | Split
@@ -229,10 +232,10 @@ def _outcome(
     if rule.kind == "reject_batch":
         return Reject(code, message, request_id, None, "batch")
     if rule.kind == "pause":
-        return Pause(code, message, rule.reason)
+        return Pause(code, message, rule.reason, request_id)
     if rule.kind == "split":
-        return Split(code, message)
-    return Retry(after, rule.reason, code, message, rule.max_attempts)
+        return Split(code, message, request_id)
+    return Retry(after, rule.reason, code, message, rule.max_attempts, request_id)
 
 
 def classify(
