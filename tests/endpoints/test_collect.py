@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
+import pytest
+
 from tests.harness import HIT, config_of, run, running
+from tiktok_gateway import app as app_module
 from tiktok_gateway.delivery.envelope import Envelope
 
 
@@ -74,6 +78,61 @@ def test_wrong_methods_and_unknown_paths() -> None:
             assert (missing.status_code, missing.json()["error"]) == (404, "not_found")
 
     run(scenario())
+
+
+def test_head_on_collect_still_takes_starlette_routing() -> None:
+    async def scenario() -> None:
+        async with running() as gw:
+            answer = await gw.client.head(f"/g/collect?{HIT}")
+            assert answer.status_code == 204  # HEAD is routed as GET, as before the shortcut
+            assert len(await queued_events(gw.queue)) == 1
+
+    run(scenario())
+
+
+def test_an_unexpected_error_on_collect_is_a_json_500_and_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(request: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(app_module, "ga4_collect", broken)
+
+    async def scenario() -> None:
+        async with running() as gw:
+            answer = await gw.client.get(f"/g/collect?{HIT}")
+            assert (answer.status_code, answer.json()["error"]) == (500, "internal_error")
+            assert (await gw.client.get("/healthz")).status_code == 200
+
+    with caplog.at_level(logging.ERROR, logger="tiktok_gateway.app"):
+        run(scenario())
+    assert any("a bug" in (record.exc_text or "") for record in caplog.records)
+
+
+def test_a_client_gone_before_its_body_is_not_an_error(caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        async with running() as gw:
+            scope = {
+                "type": "http", "method": "POST", "path": "/g/collect", "raw_path": b"/g/collect",
+                "query_string": HIT.encode(), "headers": [], "client": ("203.0.113.9", 1),
+                "server": ("shop.example.com", 443), "scheme": "https", "root_path": "",
+                "http_version": "1.1",
+            }  # fmt: skip
+            sent: list[Any] = []
+
+            async def receive() -> dict[str, Any]:
+                return {"type": "http.disconnect"}
+
+            async def send(message: Any) -> None:
+                sent.append(message)
+
+            await gw.app(scope, receive, send)
+            assert sent == []  # no one to answer
+            assert await queued_events(gw.queue) == []
+
+    with caplog.at_level(logging.ERROR):
+        run(scenario())
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 def test_oversized_body_gets_413() -> None:
