@@ -16,6 +16,7 @@ raw ``(name, value)`` pairs.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -67,6 +68,9 @@ def header_map(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     return joined
 
 
+# Parsing an address with ``ipaddress`` costs microseconds on every hit; most hits come from a
+# peer (a proxy, a returning visitor) seen a moment ago. Addresses are immutable: safe to share.
+@functools.lru_cache(maxsize=4096)
 def parse_address(text: str) -> Address | None:
     """A bare address, ``ip:port`` or ``[v6]:port``; ``None`` when it is none of those.
 
@@ -89,6 +93,11 @@ def parse_address(text: str) -> Address | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
+
+
+@functools.lru_cache(maxsize=4096)
+def _text(address: Address) -> str:
+    return str(address)
 
 
 def _is_trusted(address: Address, trusted: Sequence[Network]) -> bool:
@@ -163,9 +172,9 @@ def _walk_chain(nodes: list[str], trusted: Sequence[Network]) -> str | None:
         if address is None:
             return None
         if not _is_trusted(address, trusted):
-            return str(address)
+            return _text(address)
         leftmost = address
-    return None if leftmost is None else str(leftmost)
+    return None if leftmost is None else _text(leftmost)
 
 
 def client_ip(
@@ -189,7 +198,7 @@ def client_ip(
     if peer_address is None:
         return None
     if not _is_trusted(peer_address, trusted):
-        return str(peer_address)
+        return _text(peer_address)
     forwarded_for = headers.get("x-forwarded-for")
     if forwarded_for is not None and forwarded_for.strip():
         return _walk_chain(forwarded_for.split(","), trusted)
