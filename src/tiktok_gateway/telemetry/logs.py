@@ -30,6 +30,7 @@ import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from tiktok_gateway.config import Config
+from tiktok_gateway.telemetry.log_writer import BackgroundWriter
 
 __all__ = [
     "EMAIL_MASK",
@@ -165,6 +166,8 @@ def scrub_processor(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDi
 
 _FIRST_KEYS = ("timestamp", "level", "logger", "event")
 
+_Stream = TextIO | BackgroundWriter  # what the handler writes to
+
 
 class _HandlerWriter:
     """What structlog's bound loggers wrap: writes each rendered line through ``handler``.
@@ -180,7 +183,7 @@ class _HandlerWriter:
 
     __slots__ = ("_handler", "name")
 
-    def __init__(self, name: str, handler: logging.StreamHandler[TextIO]) -> None:
+    def __init__(self, name: str, handler: logging.StreamHandler[_Stream]) -> None:
         self.name = name  # read by add_logger_name
         self._handler = handler
 
@@ -214,7 +217,7 @@ class _WriterFactory:
     applies to them), so a writer per given name is kept: a dict lookup instead of
     ``logging.getLogger`` and a new writer. One factory per ``configure_logging`` call."""
 
-    def __init__(self, handler: logging.StreamHandler[TextIO]) -> None:
+    def __init__(self, handler: logging.StreamHandler[_Stream]) -> None:
         self._handler = handler
         self._names = structlog.stdlib.LoggerFactory(ignore_frame_names=[__name__])
         self._writers: dict[str, _HandlerWriter] = {}
@@ -262,14 +265,25 @@ def _level(level: str) -> int:
     return number
 
 
+# The background writer of the current set-up, closed (its lines written) when replaced.
+_background: BackgroundWriter | None = None
+
+
 def configure_logging(
-    *, json: bool | None = None, level: str = "info", stream: TextIO | None = None
+    *,
+    json: bool | None = None,
+    level: str = "info",
+    stream: TextIO | None = None,
+    background: bool = False,
 ) -> None:
     """Send structlog and stdlib ``logging`` lines to ``stream`` (default stderr), one shape.
 
     ``json``: JSON lines (``True``), console lines (``False``), or JSON unless ``stream`` is a
-    terminal (``None``). Calling it again replaces the earlier set-up.
+    terminal (``None``). ``background``: a thread writes the lines (``log_writer.py``: the
+    caller never waits for the stream; ``serve`` uses it). Calling it again replaces the
+    earlier set-up (and writes out what the earlier background writer still held).
     """
+    global _background
     out = stream if stream is not None else sys.stderr
     tty = bool(getattr(out, "isatty", lambda: False)())
     as_json = not tty if json is None else json
@@ -298,7 +312,12 @@ def configure_logging(
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
     )
-    handler = logging.StreamHandler(out)
+    if _background is not None:
+        _background.close()
+        _background = None
+    if background:
+        _background = BackgroundWriter(out)
+    handler: logging.StreamHandler[_Stream] = logging.StreamHandler(_background or out)
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(formatter)
     root = logging.getLogger()
@@ -316,9 +335,12 @@ def configure_logging(
     )
 
 
-def configure_from_environment(environ: Mapping[str, str] | None = None) -> None:
-    """``configure_logging`` from ``GATEWAY_LOG_FORMAT`` (``json``, ``console``; unset: JSON
-    unless stderr is a terminal) and ``GATEWAY_LOG_LEVEL`` (default ``info``).
+def configure_from_environment(
+    environ: Mapping[str, str] | None = None, *, background: bool = True
+) -> None:
+    """``configure_logging`` to stderr, written by a thread (``background``), from
+    ``GATEWAY_LOG_FORMAT`` (``json``, ``console``; unset: JSON unless stderr is a terminal) and
+    ``GATEWAY_LOG_LEVEL`` (default ``info``).
 
     Raises ``ValueError`` naming the variable when a value is not understood."""
     environ = os.environ if environ is None else environ
@@ -327,6 +349,10 @@ def configure_from_environment(environ: Mapping[str, str] | None = None) -> None
     if fmt not in formats:
         raise ValueError("GATEWAY_LOG_FORMAT: use json or console")
     try:
-        configure_logging(json=formats[fmt], level=environ.get("GATEWAY_LOG_LEVEL") or "info")
+        configure_logging(
+            json=formats[fmt],
+            level=environ.get("GATEWAY_LOG_LEVEL") or "info",
+            background=background,
+        )
     except ValueError as exc:
         raise ValueError(f"GATEWAY_LOG_LEVEL: {exc}") from None
