@@ -14,6 +14,7 @@ from typing import cast
 import pytest
 
 from tests.fakes import FakeClock
+from tiktok_gateway.queue import sqlite as sqlite_module
 from tiktok_gateway.queue.base import DeadLetter, NewItem, QueueStats
 from tiktok_gateway.queue.sqlite import _STATS, SQLiteQueue
 
@@ -72,6 +73,39 @@ def test_concurrent_puts_share_a_few_commits(tmp_path: Path) -> None:
         assert queue.commits <= 3
         leased = await queue.lease(1000, 30)
         assert sorted(i.payload for i in leased) == sorted(b"%d" % n for n in range(200))
+        await queue.close()
+
+    asyncio.run(main())
+
+
+def test_large_calls_take_one_transaction_per_chunk_and_puts_get_in_between(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "CHUNK_ROWS", 4)
+
+    async def main() -> None:
+        queue = await SQLiteQueue.open(tmp_path / "q.db", clock=FakeClock())
+        await queue.put([NewItem("g", b"%d" % n) for n in range(10)])
+        commits = queue.commits
+        leased = await queue.lease(9, 30)  # chunks of 4, 4 and 1
+        assert [i.payload for i in leased] == [b"%d" % n for n in range(9)]  # in order
+        assert queue.commits == commits + 3
+        assert [i.payload for i in await queue.lease(9, 30)] == [b"9"]  # a short chunk ends it
+        commits = queue.commits
+        # A put issued while a large ack runs commits between its chunks, not after all of them.
+        ack = asyncio.create_task(queue.ack([i.id for i in leased[:8]]))
+        await asyncio.sleep(0)
+        await queue.put([NewItem("g", b"new")])
+        assert not ack.done()
+        await ack
+        assert queue.commits == commits + 3  # 2 ack chunks and the put's commit
+        assert (await queue.stats()).depth == 3  # items 8 and 9 (leased), and the new one
+        await queue.nack([leased[8].id], 0)
+        letters = [DeadLetter(i.id, "rejected", 1, "no", "r") for i in await queue.lease(9, 30)]
+        commits = queue.commits
+        await queue.dead_letter(letters * 3)  # 6 letters (duplicates): 2 chunks
+        assert queue.commits == commits + 2
+        assert await queue.stats() == QueueStats(depth=1, leased=1, oldest_age=0.0, dead=2)
         await queue.close()
 
     asyncio.run(main())
@@ -206,6 +240,7 @@ KILLED_AFTER_PUT = """
 import asyncio, os, signal, sys
 from pathlib import Path
 from tiktok_gateway.queue.base import NewItem
+from tiktok_gateway.queue import sqlite as sqlite_module
 from tiktok_gateway.queue.sqlite import _STATS, SQLiteQueue
 
 async def main() -> None:

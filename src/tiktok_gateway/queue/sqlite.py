@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -100,10 +100,22 @@ _DEAD_COLUMNS = (
     "id, grp, payload, attempts, enqueued_at, dead_at, reason, code, message, request_id"
 )
 
+# Rows one write transaction of lease, ack, nack, release or dead_letter touches at most; larger
+# calls take several transactions. The database thread runs one job at a time, so a put (the
+# hit's answer waits for its commit) waits behind at most one such chunk, not a whole batch:
+# measured while serving 1,000 hits/s, a 1000-row lease or ack took 9-30 ms, a 250-row one 2-12.
+CHUNK_ROWS = 250
+
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], T]
 Row = tuple[str, bytes, float, float]
 _Pending = tuple[list[Row], asyncio.Future[None]]
+
+
+def _chunks(rows: Sequence[T]) -> Iterator[Sequence[T]]:
+    """``rows`` in slices of at most ``CHUNK_ROWS``: one write transaction each."""
+    for start in range(0, len(rows), CHUNK_ROWS):
+        yield rows[start : start + CHUNK_ROWS]
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -353,17 +365,24 @@ class SQLiteQueue:
     ) -> list[LeasedItem]:
         """Up to ``limit`` available items in the order they became available, then put order.
 
-        The scan walks ``items_available``; rows of excluded groups are read and skipped.
+        The scan walks ``items_available``; rows of excluded groups are read and skipped. Takes
+        one transaction per ``CHUNK_ROWS`` items.
         """
-        if limit <= 0:
-            return []
         exclude = tuple(sorted(set(exclude_groups)))
-        return await self._write(partial(_lease, self._clock(), limit, lease_seconds, exclude))
+        now = self._clock()
+        leased: list[LeasedItem] = []
+        while len(leased) < limit:  # chunk by chunk (CHUNK_ROWS); a short chunk was the last
+            size = min(limit - len(leased), CHUNK_ROWS)
+            chunk = await self._write(partial(_lease, now, size, lease_seconds, exclude))
+            leased += chunk
+            if len(chunk) < size:
+                break
+        return leased
 
     async def ack(self, ids: Sequence[str]) -> None:
         numbers = [(p[0],) for p in map(parse_lease_id, ids) if p]
-        if numbers:
-            await self._write(partial(_ack, numbers))
+        for chunk in _chunks(numbers):
+            await self._write(partial(_ack, chunk))
 
     async def nack(self, ids: Sequence[str], delay: float) -> None:
         now = self._clock()
@@ -372,8 +391,8 @@ class SQLiteQueue:
             "UPDATE items SET attempts = attempts + 1, available_at = ?, lease_until = NULL"
             " WHERE id = ? AND leases = ? AND lease_until > ?"
         )
-        if rows:
-            await self._write(partial(_update, sql, rows))
+        for chunk in _chunks(rows):
+            await self._write(partial(_update, sql, chunk))
 
     async def release(self, ids: Sequence[str]) -> None:
         now = self._clock()
@@ -382,12 +401,13 @@ class SQLiteQueue:
             "UPDATE items SET available_at = ?, lease_until = NULL"
             " WHERE id = ? AND leases = ? AND lease_until > ?"
         )
-        if rows:
-            await self._write(partial(_update, sql, rows))
+        for chunk in _chunks(rows):
+            await self._write(partial(_update, sql, chunk))
 
     async def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
-        if letters:
-            await self._write(partial(_dead_letter, self._clock(), letters))
+        now = self._clock()
+        for chunk in _chunks(letters):
+            await self._write(partial(_dead_letter, now, chunk))
 
     async def stats(self) -> QueueStats:
         """Exact, and cheap at any depth: one row and two index lookups (see the layout).
