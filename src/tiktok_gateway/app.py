@@ -49,7 +49,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 class GatewayApp(Starlette):
     """Starlette, with one shortcut: ``GET|POST|OPTIONS /g/collect`` calls ``ga4_collect``
     directly instead of passing Starlette's two error middlewares, the route table and the
-    endpoint wrapper (measured: 30-50 us of the ~250 us CPU a hit costs, bench notes in
+    endpoint wrapper (measured: 30-60 us of the ~250 us CPU a hit costs, bench notes in
     docs/performance.md). Other methods on that path still get Starlette's 405.
 
     What the skipped layers did is done here: ``scope["app"]`` (``runtime_of`` reads it), and
