@@ -10,12 +10,23 @@ from tiktok_gateway.endpoints.cookies import set_ttclid_cookie
 from tiktok_gateway.endpoints.cors import apply_cors
 
 
-def test_the_ttclid_cookie_header() -> None:
+def _cookie(value: str, host: str, cookie_domain: str = "") -> str:
     response = Response(status_code=204)
-    set_ttclid_cookie(response, "CLK", host="sgtm.shop.co.uk", cookie_domain="")
-    assert response.headers["set-cookie"] == (
+    set_ttclid_cookie(response, value, host=host, cookie_domain=cookie_domain)
+    (header,) = response.headers.getlist("set-cookie")
+    return header
+
+
+def test_the_ttclid_cookie_header() -> None:
+    expected = (
         "ttclid=CLK; Domain=shop.co.uk; HttpOnly; Max-Age=2592000; Path=/; SameSite=lax; Secure"
     )
+    assert _cookie("CLK", "sgtm.shop.co.uk") == expected
+    assert _cookie("CLK", "sgtm.shop.co.uk") == expected  # rendered once, kept: the same text
+    # The kept headers are told apart by value and by domain.
+    assert _cookie("CLK2", "sgtm.shop.co.uk").startswith("ttclid=CLK2; Domain=shop.co.uk;")
+    assert "Domain=cookies.example" in _cookie("CLK", "sgtm.shop.co.uk", "cookies.example")
+    assert "Domain" not in _cookie("CLK", "127.0.0.1:8080")  # host-only on an IP address
 
 
 def _request(method: str, headers: dict[str, str]) -> Request:

@@ -14,7 +14,8 @@ def apply_cors(request: Request, response: Response, allowed: Collection[str]) -
     """Echo ``Origin`` when it is allowed (any origin when ``allowed`` is empty).
 
     ``*`` would break gtag's credentialed fetch hits, so the origin is always echoed, with
-    ``Vary: Origin`` for caches.
+    ``Vary: Origin`` for caches. ``response`` must not carry these headers yet: they are
+    appended (no search for an earlier value: a few us a hit).
     """
     origin = request.headers.get("origin")
     if not origin or (allowed and origin not in allowed):
@@ -29,4 +30,5 @@ def apply_cors(request: Request, response: Response, allowed: Collection[str]) -
         requested = request.headers.get("access-control-request-headers")
         headers["access-control-allow-headers"] = requested or "Content-Type"
         headers["access-control-max-age"] = "86400"
-    response.headers.update(headers)
+    for name, value in headers.items():
+        response.headers.append(name, value)
