@@ -70,6 +70,14 @@ def needs_sandbox(config: Config) -> bool:
     return any(tag.access_token is None for tag in config.tags)
 
 
+def sandbox_for(config: Config, given: Starlette | None = None) -> Starlette | None:
+    """The app that answers the token-less tags' requests: ``given``, else a new sandbox;
+    ``None`` when every tag has a token."""
+    if not needs_sandbox(config):
+        return None
+    return given or create_sandbox_app()
+
+
 def delivery_client(config: Config, sandbox: Starlette | None) -> httpx.AsyncClient:
     """The HTTP client TikTok requests go out with; ``sandbox``, when given, answers the
     requests of token-less tags in process (they are sent to ``SANDBOX_ORIGIN``)."""
@@ -93,9 +101,8 @@ async def start_runtime(
     """
     queue = queue or await open_queue(config.gateway.resolved_queue_url, clock=clock)
     targets = delivery_targets(config.tags)
-    if needs_sandbox(config):
-        sandbox = sandbox or create_sandbox_app()
-    client = delivery_client(config, sandbox if needs_sandbox(config) else None)
+    sandbox = sandbox_for(config, sandbox)
+    client = delivery_client(config, sandbox)
     runtime = Runtime(
         config=config,
         queue=queue,

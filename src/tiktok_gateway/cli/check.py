@@ -27,8 +27,7 @@ from starlette.applications import Starlette
 from tiktok_gateway import __version__, wire_json
 from tiktok_gateway.cli.common import CONFIG_OPTION, config_or_fail
 from tiktok_gateway.config import Config
-from tiktok_gateway.runtime import delivery_client, delivery_targets, needs_sandbox
-from tiktok_gateway.sandbox.app import create_sandbox_app
+from tiktok_gateway.runtime import delivery_client, delivery_targets, sandbox_for
 from tiktok_gateway.tags.tiktok.classify import Delivered, Outcome, Pause, Reject, Split
 from tiktok_gateway.tags.tiktok.client import post_batch
 from tiktok_gateway.tags.tiktok.mapping import DroppedEvent, map_event
@@ -284,10 +283,9 @@ async def send_test_events(
     """
     stamp = int(time.time()) if now is None else now
     targets = delivery_targets(config.tags)
-    if needs_sandbox(config):
-        sandbox = sandbox or create_sandbox_app()
+    timeout = config.gateway.request_timeout_seconds
     results: list[SendResult] = []
-    async with delivery_client(config, sandbox if needs_sandbox(config) else None) as client:
+    async with delivery_client(config, sandbox_for(config, sandbox)) as client:
         for tag in config.tags:
             code = tag.test_event_code or fallback_code
             if not code:
@@ -303,7 +301,6 @@ async def send_test_events(
                     )
                 )
                 continue
-            timeout = config.gateway.request_timeout_seconds
             results.append(await _send_one(client, tag, targets[tag.name], code, stamp, timeout))
     return results
 

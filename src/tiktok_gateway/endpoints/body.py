@@ -1,5 +1,4 @@
-"""Reading request bodies within the size limit, the JSON error answers of SPEC 10.1, and
-setting answer headers."""
+"""Reading request bodies within the size limit, and the JSON error answers of SPEC 10.1."""
 
 from __future__ import annotations
 
