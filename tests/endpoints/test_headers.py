@@ -6,7 +6,7 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tiktok_gateway.endpoints.cookies import set_ttclid_cookie
+from tiktok_gateway.endpoints.cookies import _set_cookie_value, set_ttclid_cookie
 from tiktok_gateway.endpoints.cors import apply_cors
 
 
@@ -22,7 +22,9 @@ def test_the_ttclid_cookie_header() -> None:
         "ttclid=CLK; Domain=shop.co.uk; HttpOnly; Max-Age=2592000; Path=/; SameSite=lax; Secure"
     )
     assert _cookie("CLK", "sgtm.shop.co.uk") == expected
-    assert _cookie("CLK", "sgtm.shop.co.uk") == expected  # rendered once, kept: the same text
+    rendered = _set_cookie_value.cache_info().misses
+    assert _cookie("CLK", "sgtm.shop.co.uk") == expected  # kept: not rendered again
+    assert _set_cookie_value.cache_info().misses == rendered
     # The kept headers are told apart by value and by domain.
     assert _cookie("CLK2", "sgtm.shop.co.uk").startswith("ttclid=CLK2; Domain=shop.co.uk;")
     assert "Domain=cookies.example" in _cookie("CLK", "sgtm.shop.co.uk", "cookies.example")

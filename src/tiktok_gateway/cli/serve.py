@@ -52,8 +52,9 @@ class _GatewayServer(uvicorn.Server):
 
     Once started, everything alive (modules, configuration, the pipeline: ~50,000 objects) is
     moved out of the garbage collector's sight (``gc.freeze``): they live as long as the process,
-    and a full collection no longer walks them on every hit it interrupts (measured at 1,000
-    hits/s: 19 ms -> 4 ms per full collection, 60,000 -> 10,000 tracked objects)."""
+    and a full collection no longer walks them on every hit it interrupts (measured on the app
+    in process after 20,000 hits: 80,000 -> 4,000 tracked objects, 32-35 -> 0.4 ms a full
+    collection)."""
 
     def __init__(self, config: uvicorn.Config, app: Starlette) -> None:
         super().__init__(config)
