@@ -39,7 +39,9 @@ pure:
 run: install
 	$(BIN)/tiktok-gateway serve --host 127.0.0.1 --port 8080 --data-dir ./data
 
+# The Redis queue's tests need a Redis server on loopback: started (installed) when none answers.
 test: install
+	.ci/ensure-redis
 	$(BIN)/python -m pytest
 
 check: install

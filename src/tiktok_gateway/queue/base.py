@@ -110,6 +110,14 @@ class QueueStats:
         }
 
 
+class QueueUnavailable(Exception):
+    """The queue's storage cannot be reached now (Redis down, a network timeout).
+
+    Raised by any method; nothing was committed by a ``put`` that raised it. The HTTP layer
+    answers 503 so the sender may retry; the delivery worker tries again later.
+    """
+
+
 # How long a health check, a scrape or an admin page waits for stats() before it reports the
 # queue as unavailable.
 STATS_TIMEOUT: Final = 2.0
