@@ -8,6 +8,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from tests.system.processes import free_port
 from tiktok_gateway.cli import main
 from tiktok_gateway.delivery.envelope import Envelope
 from tiktok_gateway.queue.base import DeadLetter, NewItem
@@ -83,11 +84,22 @@ def test_replay_needs_ids_or_all(tmp_path: Path) -> None:
 
 
 def test_unsupported_queue_url_exits_2(tmp_path: Path) -> None:
-    result = CliRunner(env={"GATEWAY_QUEUE_URL": "redis://127.0.0.1:6379/0"}).invoke(
+    result = CliRunner(env={"GATEWAY_QUEUE_URL": "amqp://127.0.0.1:5672/"}).invoke(
         main, ["queue", "stats"]
     )
     assert result.exit_code == 2
     assert "queue_url" in result.stderr
+
+
+def test_an_unreachable_redis_queue_is_one_line_without_the_password() -> None:
+    port = free_port()  # nothing listens there
+    url = f"redis://:hunter2@127.0.0.1:{port}/0"
+    result = CliRunner(env={"GATEWAY_QUEUE_URL": url}).invoke(main, ["queue", "stats"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: the queue at redis://:***@127.0.0.1:{port}/0 cannot be reached"
+        " (redis: ConnectionError)\n"
+    )
 
 
 def test_dead_lists_letters_whose_payload_is_not_an_envelope(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import contextlib
 from dataclasses import dataclass, field
 
 import httpx
+import structlog
 from starlette.applications import Starlette
 
 from tiktok_gateway.admin.debug import DebugRecorder
@@ -25,11 +26,13 @@ from tiktok_gateway.delivery.worker import DeliveryWorker
 from tiktok_gateway.ingest import Ingest
 from tiktok_gateway.observe import Observers
 from tiktok_gateway.queue.base import Clock, Queue, wall_clock
-from tiktok_gateway.queue.factory import open_queue
+from tiktok_gateway.queue.factory import durability_warning, open_queue
 from tiktok_gateway.sandbox.app import create_sandbox_app
 from tiktok_gateway.sources.request_context import Network, parse_trusted_proxies
 from tiktok_gateway.tags.tiktok.settings import TikTokTagSettings
 from tiktok_gateway.telemetry import Telemetry, config_secrets
+
+log = structlog.get_logger(__name__)
 
 # Token-less tags post here; the HTTP client routes this origin to the in-process sandbox.
 SANDBOX_ORIGIN = "http://tiktok-sandbox.internal"
@@ -100,6 +103,8 @@ async def start_runtime(
     ``sandbox`` receives the token-less tags' requests; one is created when needed and not given.
     """
     queue = queue or await open_queue(config.gateway.resolved_queue_url, clock=clock)
+    if warning := durability_warning(queue):
+        log.warning("queue_not_durable", detail=warning)
     targets = delivery_targets(config.tags)
     sandbox = sandbox_for(config, sandbox)
     client = delivery_client(config, sandbox)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests import redis_server
 from tests.harness import HIT, config_of, run, running
 from tiktok_gateway import app as app_module
 from tiktok_gateway.delivery.envelope import Envelope
+from tiktok_gateway.queue.redis_streams import RedisStreamsQueue
 
 
 async def queued_events(queue: Any) -> list[Envelope]:
@@ -269,6 +272,24 @@ def test_health_and_readiness() -> None:
             assert ready.json()["queue"]["depth"] == 0
             await gw.client.get(f"/g/collect?{HIT}")
             assert (await gw.client.get("/readyz")).json()["queue"]["depth"] == 1
+
+    run(scenario())
+
+
+def test_hits_get_503_while_a_redis_queue_cannot_be_reached(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        with redis_server.private_server(tmp_path) as server:
+            queue = await RedisStreamsQueue.open(server.url)
+            async with running(queue=queue) as gw:
+                assert (await gw.client.get(f"/g/collect?{HIT}")).status_code == 204
+                server.process.terminate()
+                server.process.wait()
+                answer = await gw.client.get(f"/g/collect?{HIT}")
+                assert answer.status_code == 503
+                assert answer.json()["error"] == "queue_unavailable"
+                ready = await gw.client.get("/readyz")
+                assert ready.status_code == 503
+                assert ready.json()["problems"] == ["queue unavailable: redis: ConnectionError"]
 
     run(scenario())
 

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from tiktok_gateway.endpoints.access import runtime_of
-from tiktok_gateway.queue.base import stats_within_timeout
+from tiktok_gateway.queue.base import QueueUnavailable, stats_within_timeout
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -29,6 +29,8 @@ async def readyz(request: Request) -> JSONResponse:
         problems.append("shutting down")
     try:
         body["queue"] = (await stats_within_timeout(runtime.queue)).to_json()
+    except QueueUnavailable as exc:  # its message names the cause, never a secret
+        problems.append(f"queue unavailable: {exc}")
     except Exception as exc:  # any storage failure means "not ready", never a 500
         problems.append(f"queue unavailable: {type(exc).__name__}")
     if runtime.worker is not None:

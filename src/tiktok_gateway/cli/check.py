@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
 
 import click
 import httpx
@@ -27,6 +26,7 @@ from starlette.applications import Starlette
 from tiktok_gateway import __version__, wire_json
 from tiktok_gateway.cli.common import CONFIG_OPTION, config_or_fail
 from tiktok_gateway.config import Config
+from tiktok_gateway.queue.factory import redacted_url
 from tiktok_gateway.runtime import delivery_client, delivery_targets, sandbox_for
 from tiktok_gateway.tags.tiktok.classify import Delivered, Outcome, Pause, Reject, Split
 from tiktok_gateway.tags.tiktok.client import post_batch
@@ -103,21 +103,6 @@ def describe_target(tag: TikTokTagSettings) -> str:
     return f"{SANDBOX_TARGET} (no access token)"
 
 
-def _redacted_url(url: str) -> str:
-    """``url`` without a password (a Redis URL may carry one)."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return "(not a valid URL)"
-    if password is None:
-        return url
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port is not None else ""
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
-
-
 def _yes_no(value: bool) -> str:
     return "yes" if value else "no"
 
@@ -137,7 +122,7 @@ def describe_config(config: Config, path: Path | None) -> list[str]:
     lines = [f"configuration OK ({source}): {count} tag{'s' if count != 1 else ''}"]
     lines.append(
         f"gateway: listens on {gateway.host}:{gateway.port}, "
-        f"queue {_redacted_url(gateway.resolved_queue_url)}, "
+        f"queue {redacted_url(gateway.resolved_queue_url)}, "
         f"admin token {_is_set(gateway.admin_token)}, "
         f"ingest token {_is_set(gateway.ingest_token)}"
     )

@@ -21,10 +21,10 @@ CONFIG_OPTION = click.option(
 )
 
 
-def fail(message: str) -> NoReturn:
-    """Print a one-line reason and exit with code 2."""
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print a one-line reason and exit with ``code`` (2: bad usage or input)."""
     click.echo(f"error: {message}", err=True)
-    sys.exit(2)
+    sys.exit(code)
 
 
 def config_or_fail(path: Path | None, overrides: Mapping[str, str] | None = None) -> Config:

@@ -14,8 +14,8 @@ import click
 from tiktok_gateway.cli.common import CONFIG_OPTION, config_or_fail, fail
 from tiktok_gateway.delivery.envelope import Envelope
 from tiktok_gateway.errors import ConfigError
-from tiktok_gateway.queue.base import DeadRecord, Queue
-from tiktok_gateway.queue.factory import open_queue
+from tiktok_gateway.queue.base import DeadRecord, Queue, QueueUnavailable
+from tiktok_gateway.queue.factory import open_queue, redacted_url
 
 T = TypeVar("T")
 
@@ -34,6 +34,9 @@ def _run(config_path: Path | None, action: Callable[[Queue], Awaitable[T]]) -> T
         return asyncio.run(main())
     except ConfigError as exc:
         fail(f"configuration: {exc}")
+    except QueueUnavailable as exc:  # not the user's input: exit 1, as for any failed command
+        url = redacted_url(config.gateway.resolved_queue_url)
+        fail(f"the queue at {url} cannot be reached ({exc})", code=1)
 
 
 def _when(seconds: float) -> str:

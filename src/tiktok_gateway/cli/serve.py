@@ -16,6 +16,7 @@ from tiktok_gateway.app import SANDBOX_MOUNT, create_app
 from tiktok_gateway.cli.check import target_name
 from tiktok_gateway.cli.common import CONFIG_OPTION, config_or_fail, fail
 from tiktok_gateway.config import Config
+from tiktok_gateway.queue.factory import redacted_url
 from tiktok_gateway.runtime import Runtime, needs_sandbox
 from tiktok_gateway.sandbox.app import create_sandbox_app
 from tiktok_gateway.sandbox.faults import FaultSettings
@@ -35,7 +36,8 @@ SAMPLE_HIT = (
 
 def _describe(config: Config, host: str, port: int) -> str:
     base = f"http://{host}:{port}"
-    lines = [f"tiktok-gateway on {base} (queue: {config.gateway.resolved_queue_url})"]
+    queue = redacted_url(config.gateway.resolved_queue_url)
+    lines = [f"tiktok-gateway on {base} (queue: {queue})"]
     for tag in config.tags:
         lines.append(f"  tag {tag.name}: pixel {tag.pixel_code} -> {target_name(tag)}")
     lines.append("Send a sample GA4 purchase hit:")

@@ -26,6 +26,7 @@ from tiktok_gateway.errors import AuthError, InputError
 from tiktok_gateway.event_data import ParsedInput, RequestContext
 from tiktok_gateway.ingest import IngestResult
 from tiktok_gateway.observe import HitRecord
+from tiktok_gateway.queue.base import QueueUnavailable
 from tiktok_gateway.runtime import Runtime
 from tiktok_gateway.sources.events_api import parse_events
 from tiktok_gateway.sources.ga4_web import parse_hit
@@ -135,7 +136,11 @@ async def _ingest(
     except InputError as exc:
         answer = error_response(400, exc.reason, exc.detail)
         return exchange, exchange.finish(answer, "invalid", exc.reason)
-    result = exchange.result = await runtime.ingest.accept(exchange.parsed.events)
+    try:
+        result = exchange.result = await runtime.ingest.accept(exchange.parsed.events)
+    except QueueUnavailable:  # nothing was queued: the sender may try again
+        answer = error_response(503, "queue_unavailable", "the queue cannot be reached; retry")
+        return exchange, exchange.finish(answer, "unavailable", "queue_unavailable")
     if exchange.parsed.errors:
         answer = error_response(
             400, "invalid_events", _line_errors(exchange.parsed), **_summary(result)
