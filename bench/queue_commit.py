@@ -1,12 +1,14 @@
-"""SQLite queue group commit: puts per second and commits per put, by number of concurrent callers.
+"""Queue group commit: puts per second and commits per put, by number of concurrent callers.
 
 Each caller loops ``put`` of 1 to 5 items (as the HTTP layer does for one accepted hit) for
 ``--seconds``; every put waits for its commit (synchronous=FULL: one fsync per commit), so one
 caller alone measures the disk's fsync rate, and more callers show how many puts share a commit.
 Latency is that of one ``put`` (the extra time a hit's answer waits). The queue file goes to a
 fresh temporary directory under ``--dir`` (default: the system's; put it on the disk you deploy on,
-a RAM disk makes fsync free). Not named ``queue.py``: run as a script, that would shadow the
-standard library's ``queue``.
+a RAM disk makes fsync free). ``--redis URL`` measures the Redis Streams queue instead (under a
+key prefix of its own, deleted afterwards): one script call per group of puts, no fsync unless
+the server's ``appendfsync always`` asks for one. Not named ``queue.py``: run as a script, that
+would shadow the standard library's ``queue``.
 
 ``--depth N`` measures instead what one call costs with N items queued (650-byte payloads, as
 the delivery bench's events): ``stats()`` (what ``/readyz`` and ``/metrics`` run), a put of 1 and
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import tempfile
 import time
@@ -26,22 +29,46 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from statistics import median, quantiles
 
+import redis.asyncio as redis
+
 from tiktok_gateway.queue.base import NewItem
+from tiktok_gateway.queue.redis_streams import RedisStreamsQueue
 from tiktok_gateway.queue.sqlite import SQLiteQueue
+
+Backend = SQLiteQueue | RedisStreamsQueue
+REDIS_URL: str | None = None  # --redis
 
 PAYLOAD = b'{"event":"PageView","event_id":"0123456789abcdef","properties":{}}' * 4
 
 
+async def open_queue(path: Path) -> Backend:
+    """SQLite at ``path``, or (``--redis``) Redis under a prefix named after the file."""
+    if REDIS_URL is None:
+        return await SQLiteQueue.open(path)
+    return await RedisStreamsQueue.open(REDIS_URL, prefix=f"bench-{os.getpid()}-{path.stem}")
+
+
+async def close_queue(queue: Backend, path: Path) -> None:
+    await queue.close()
+    if REDIS_URL is not None:
+        client = redis.Redis.from_url(REDIS_URL)
+        prefix = f"{{bench-{os.getpid()}-{path.stem}}}"
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
 async def burst(path: Path, callers: int) -> None:
     """``callers`` puts of one item at once: how many commits they take."""
-    queue = await SQLiteQueue.open(path)
+    queue = await open_queue(path)
     await asyncio.gather(*(queue.put([NewItem("g", PAYLOAD)]) for _ in range(callers)))
     print(f"burst: {callers} concurrent puts of 1 item -> {queue.commits} commit(s)")
-    await queue.close()
+    await close_queue(queue, path)
 
 
 async def sustained(path: Path, callers: int, seconds: float) -> None:
-    queue = await SQLiteQueue.open(path)
+    queue = await open_queue(path)
     latencies: list[float] = []
     items = 0
     deadline = time.perf_counter() + seconds
@@ -57,7 +84,7 @@ async def sustained(path: Path, callers: int, seconds: float) -> None:
     began = time.perf_counter()
     await asyncio.gather(*(caller(random.Random(n)) for n in range(callers)))
     elapsed = time.perf_counter() - began
-    await queue.close()
+    await close_queue(queue, path)
     puts, commits, cuts = len(latencies), max(queue.commits, 1), quantiles(latencies, n=100)
     print(
         f"{callers:4d} callers: {puts / elapsed:8.0f} puts/s {items / elapsed:8.0f} items/s"
@@ -81,7 +108,7 @@ async def timed(call: Callable[[], Awaitable[object]], repeat: int) -> tuple[flo
 
 async def operations(path: Path, depth: int, repeat: int) -> None:
     """The cost of single queue operations with ``depth`` items queued."""
-    queue = await SQLiteQueue.open(path)
+    queue = await open_queue(path)
     for start in range(0, depth, 1000):
         await queue.put([NewItem("g", OP_PAYLOAD)] * min(1000, depth - start))
     one, thousand = [NewItem("g", OP_PAYLOAD)], [NewItem("g", OP_PAYLOAD)] * 1000
@@ -104,7 +131,7 @@ async def operations(path: Path, depth: int, repeat: int) -> None:
         middle, most = await timed(call, repeat)
         print(f"  {name:18s} {middle * 1000:8.2f} ms ({most * 1000:.2f})")
     print(f"  of which ack 1,000 {median(acks) * 1000:8.2f} ms ({max(acks) * 1000:.2f})")
-    await queue.close()
+    await close_queue(queue, path)
 
 
 async def main() -> None:
@@ -114,7 +141,10 @@ async def main() -> None:
     parser.add_argument("--callers", type=int, nargs="*", default=[1, 10, 100, 200])
     parser.add_argument("--depth", type=int, default=0, help="time single operations instead")
     parser.add_argument("--repeat", type=int, default=20, help="calls per operation (--depth)")
+    parser.add_argument("--redis", metavar="URL", help="measure the Redis queue at URL instead")
     args = parser.parse_args()
+    global REDIS_URL
+    REDIS_URL = args.redis
     with tempfile.TemporaryDirectory(dir=args.dir) as directory:
         if args.depth:
             await operations(Path(directory) / "ops.db", args.depth, args.repeat)

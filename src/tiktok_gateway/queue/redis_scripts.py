@@ -41,8 +41,23 @@ local function forget(n, group)
 end
 """
 
+# ARGV: prefix, then (group, payload, enqueued_at) per item. One call instead of one XADD each in
+# a MULTI: the client encodes and parses one command, not one per item.
+PUT: Final = (
+    _COMMON
+    + """
+for i = 2, #ARGV, 3 do
+  redis.call('XADD', STREAM, '0-*', 'group', ARGV[i], 'payload', ARGV[i + 1],
+    'enqueued_at', ARGV[i + 2])
+end
+return 0
+"""
+)
+
 # ARGV: prefix, now, lease_until, limit, consumer, max_read, excluded groups...
 # Returns {number, leases, group, payload, attempts, enqueued_at} per leased item, in lease order.
+# Commands take many members at once (chunked for Lua's unpack): a lease of 1,000 items makes a
+# few dozen calls, not several per item.
 LEASE: Final = (
     _COMMON
     + """
@@ -50,19 +65,41 @@ local now, lease_until, limit, consumer = ARGV[2], ARGV[3], tonumber(ARGV[4]), A
 local max_read = tonumber(ARGV[6])
 local excluded = {}
 for i = 7, #ARGV do excluded[ARGV[i]] = true end
--- 1. Entries no worker has read yet join their group's ready set, available since their put.
-local read = 0
-while read < max_read do
-  local got = redis.call('XREADGROUP', 'GROUP', CG, consumer, 'COUNT', 500, 'STREAMS', STREAM, '>')
+local function chunked(head, args)  -- redis.call(head..., args...) in slices
+  for i = 1, #args, 1000 do
+    local call = {unpack(head)}
+    for j = i, math.min(i + 999, #args) do call[#call + 1] = args[j] end
+    redis.call(unpack(call))
+  end
+end
+local function append(by_key, key, ...)
+  local list = by_key[key]
+  if not list then list = {}; by_key[key] = list end
+  for _, v in ipairs({...}) do list[#list + 1] = v end
+end
+-- 1. Entries no worker has read yet join their group's ready set, available since their put,
+-- until `limit` of groups not excluded have joined (later ones cannot come before those) or
+-- `max_read` entries were read.
+local wanted, read, fresh, joining = limit, 0, {}, {}
+while wanted > 0 and read < max_read do
+  local count = math.min(wanted, 1000)
+  local got = redis.call('XREADGROUP', 'GROUP', CG, consumer, 'COUNT', count,
+    'STREAMS', STREAM, '>')
   if not got then break end
   local list = got[1][2]
   for _, e in ipairs(list) do
     local f = fields(e[2])
-    redis.call('ZADD', ready(f.group), f.enqueued_at, pad(string.sub(e[1], 3)))
-    redis.call('SADD', GROUPS, f.group)
+    local n = string.sub(e[1], 3)
+    fresh[n] = f  -- read by this consumer just now: already its own, no claim needed
+    append(joining, f.group, f.enqueued_at, pad(n))
+    if not excluded[f.group] then wanted = wanted - 1 end
   end
   read = read + #list
-  if #list < 500 then break end
+  if #list < count then break end
+end
+for group, args in pairs(joining) do
+  chunked({'ZADD', ready(group)}, args)
+  redis.call('SADD', GROUPS, group)
 end
 -- 2. The earliest available items of every group not excluded, in (available_at, number) order.
 local candidates = {}
@@ -80,35 +117,73 @@ table.sort(candidates, function(a, b)
   return a[1] < b[1]
 end)
 -- 3. Lease them: hidden until lease_until, owned (XCLAIM) by this consumer.
-local out = {}
+local chosen, numbers, claim = {}, {}, {}
 for i = 1, math.min(limit, #candidates) do
   local m, group = candidates[i][1], candidates[i][3]
   local n = string.match(m, '^0*(%d+)$')
-  local claimed = redis.call('XCLAIM', STREAM, CG, consumer, 0, '0-' .. n)
-  -- Not pending (its consumer group was recreated): leased all the same, while it exists.
-  local f = (claimed[1] and fields(claimed[1][2])) or entry(n)
-  if f then
-    redis.call('ZADD', ready(group), lease_until, m)
-    redis.call('ZADD', LEASED, lease_until, m)
-    local leases = redis.call('HINCRBY', LEASES, n, 1)
-    local attempts = redis.call('HGET', ATTEMPTS, n) or '0'
-    out[#out + 1] = {n, leases, group, f.payload, attempts, f.enqueued_at}
-  else
-    redis.call('ZREM', ready(group), m)  -- no longer in the stream: nothing to lease
+  chosen[#chosen + 1] = {m, group, n}
+  numbers[#numbers + 1] = n
+  if not fresh[n] then claim[#claim + 1] = '0-' .. n end
+end
+local claimed = {}
+for i = 1, #claim, 1000 do
+  local call = {'XCLAIM', STREAM, CG, consumer, 0}
+  for j = i, math.min(i + 999, #claim) do call[#call + 1] = claim[j] end
+  for _, e in ipairs(redis.call(unpack(call))) do
+    claimed[string.sub(e[1], 3)] = fields(e[2])
   end
 end
+local leases, attempts = {}, {}
+for i = 1, #numbers, 1000 do
+  local part = {unpack(numbers, i, math.min(i + 999, #numbers))}
+  for j, v in ipairs(redis.call('HMGET', LEASES, unpack(part))) do leases[i + j - 1] = v end
+  for j, v in ipairs(redis.call('HMGET', ATTEMPTS, unpack(part))) do attempts[i + j - 1] = v end
+end
+local out, hidden, counts, until_all, gone = {}, {}, {}, {}, {}
+for i, c in ipairs(chosen) do
+  local m, group, n = c[1], c[2], c[3]
+  -- Not pending (its consumer group was recreated): leased all the same, while it exists.
+  local f = fresh[n] or claimed[n] or entry(n)
+  if f then
+    local count = (tonumber(leases[i]) or 0) + 1
+    append(hidden, group, lease_until, m)
+    append(counts, 1, n, count)
+    append(until_all, 1, lease_until, m)
+    out[#out + 1] = {n, count, group, f.payload, attempts[i] or '0', f.enqueued_at}
+  else
+    append(gone, group, m)  -- no longer in the stream: nothing to lease
+  end
+end
+for group, args in pairs(hidden) do chunked({'ZADD', ready(group)}, args) end
+if counts[1] then
+  chunked({'HSET', LEASES}, counts[1])
+  chunked({'ZADD', LEASED}, until_all[1])
+end
+for group, args in pairs(gone) do chunked({'ZREM', ready(group)}, args) end
 return out
 """
 )
 
-# ARGV: prefix, numbers... Removes the items (whatever their lease).
+# ARGV: prefix, numbers... (at most a few thousand: Lua's unpack). Removes the items (whatever
+# their lease) with a few calls for all of them rather than several per item.
 ACK: Final = (
     _COMMON
     + """
+local ids, members, numbers = {}, {}, {}
 for i = 2, #ARGV do
-  local f = entry(ARGV[i])
-  if f then forget(ARGV[i], f.group) end
+  ids[#ids + 1] = '0-' .. ARGV[i]
+  members[#members + 1] = pad(ARGV[i])
+  numbers[#numbers + 1] = ARGV[i]
 end
+redis.call('XACK', STREAM, CG, unpack(ids))
+redis.call('XDEL', STREAM, unpack(ids))
+for _, group in ipairs(redis.call('SMEMBERS', GROUPS)) do
+  redis.call('ZREM', ready(group), unpack(members))
+  if redis.call('ZCARD', ready(group)) == 0 then redis.call('SREM', GROUPS, group) end
+end
+redis.call('ZREM', LEASED, unpack(members))
+redis.call('HDEL', LEASES, unpack(numbers))
+redis.call('HDEL', ATTEMPTS, unpack(numbers))
 return 0
 """
 )

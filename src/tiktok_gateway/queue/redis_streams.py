@@ -28,8 +28,10 @@ Invariants:
   and delete the entry (and its ready member, lease and counters) in one script; nothing is
   deleted by reading, and the stream is never trimmed.
 * An entry is either unread (after the consumer group's last-delivered id; available since its
-  put) or in its group's ready set. ``lease`` first moves unread entries there (at most 10,000
-  per call, so one call never holds Redis long), then takes the earliest ``available_at <= now``
+  put) or in its group's ready set. ``lease`` first moves unread entries there, in stream order,
+  until ``limit`` of groups not excluded have moved (unread entries after them cannot come
+  earlier) or 10,000 were read (so one call never holds Redis long, however large the backlog
+  of a paused group), then takes the earliest ``available_at <= now``
   across the groups not excluded, sets ``available_at = lease_until`` (so a lease hides the item
   and its expiry brings it back with no write) and claims the entry for its consumer (XCLAIM),
   which keeps ``XPENDING`` true to who holds what.
@@ -41,8 +43,8 @@ Invariants:
   checked step by step against it (tests/queue/test_state_machine.py).
 
 Puts that arrive while another is on its way to Redis are sent together, in call order, as the
-next MULTI/EXEC (``commits`` counts them): one round trip for many concurrent hits, and put
-order is call order, as with SQLite's group commit.
+next call of the put script (``commits`` counts them): one round trip for many concurrent hits,
+and put order is call order, as with SQLite's group commit.
 
 Durability is Redis's: ``put`` returns once Redis has applied its entries, which survives a
 crash of the gateway, but a crash of Redis only with ``appendonly yes`` and ``appendfsync always``
@@ -84,6 +86,9 @@ DEFAULT_PREFIX: Final = "tiktok-gateway"
 CONSUMER_GROUP: Final = "delivery"
 # Unread entries one lease call moves into the ready sets at most (see the invariants).
 MAX_READ_PER_LEASE: Final = 10_000
+# Items one call of the ack script removes at most (it passes them to Redis commands through
+# Lua's unpack, which has a limit of a few thousand).
+ACK_CHUNK: Final = 1000
 # Seconds a command may take before the queue counts as unreachable (the URL may override it:
 # ?socket_timeout=N).
 SOCKET_TIMEOUT: Final = 5.0
@@ -146,8 +151,9 @@ class RedisStreamsQueue:
         ]
         self._pending: list[tuple[Sequence[NewItem], str, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
-        self.commits = 0  # MULTI/EXEC transactions of puts sent so far
+        self.commits = 0  # calls of the put script so far (one per group of puts)
         self.durability_warning = ""  # set by open: what a Redis restart would lose
+        self._put = client.register_script(redis_scripts.PUT)
         self._lease = client.register_script(redis_scripts.LEASE)
         self._ack = client.register_script(redis_scripts.ACK)
         self._return = client.register_script(redis_scripts.RETURN)
@@ -226,13 +232,13 @@ class RedisStreamsQueue:
         while self._pending:
             batch, self._pending = self._pending, []
             try:
-                async with _reachable(), self._client.pipeline(transaction=True) as pipe:
-                    for items, now, _ in batch:
-                        for item in items:
-                            fields = {"group": item.group, "payload": item.payload}
-                            fields["enqueued_at"] = now
-                            pipe.xadd(self._stream, fields, id="0-*")  # type: ignore[arg-type]
-                    await pipe.execute()
+                args = [
+                    part
+                    for items, now, _ in batch
+                    for item in items
+                    for part in (item.group, item.payload, now)
+                ]
+                await self._run(self._put, *args)
                 self.commits += 1
             except Exception as error:  # every waiting put fails with it; the writer goes on
                 for _, _, done in batch:
@@ -270,9 +276,9 @@ class RedisStreamsQueue:
         ]
 
     async def ack(self, ids: Sequence[str]) -> None:
-        numbers = [str(parsed[0]) for parsed in map(parse_lease_id, ids) if parsed]
-        if numbers:
-            await self._run(self._ack, *numbers)
+        numbers = [parsed[0] for parsed in map(parse_lease_id, ids) if parsed]
+        for start in range(0, len(numbers), ACK_CHUNK):
+            await self._run(self._ack, *numbers[start : start + ACK_CHUNK])
 
     async def _finish_lease(self, ids: Sequence[str], available_at: float, attempt: bool) -> None:
         pairs = [str(part) for parsed in map(parse_lease_id, ids) if parsed for part in parsed]
