@@ -14,8 +14,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from click.testing import CliRunner
 
+from tests import redis_server
 from tests.system.processes import free_port, start, stop, wait_until_up
 from tiktok_gateway.cli import main
 from tiktok_gateway.cli.check import TEST_EVENT_ID_PREFIX, describe_trigger, send_test_events
@@ -169,8 +171,29 @@ def test_help_explains_exit_codes_and_shows_no_secret() -> None:
     code, out, _ = run("check", "--help", env={"TIKTOK_ACCESS_TOKEN": SECRET})
     assert code == 0
     assert "Exit status:" in out
-    assert "1  --send-test: TikTok refused a test event" in out
+    assert "1  a Redis queue cannot be reached; or --send-test: TikTok refused a test event" in out
     assert "--test-event-code" in out
+
+
+def test_a_redis_queue_is_connected_to_and_described(tmp_path: Path) -> None:
+    with redis_server.private_server(tmp_path) as server:
+        url = server.url.replace("redis://", "redis://:hunter2@") + "?key_prefix=check"
+        client = redis.Redis.from_url(server.url)
+        client.config_set("requirepass", "hunter2")
+        client.close()
+        code, out, _ = run("check", env={"TIKTOK_PIXEL_CODE": "C1", "GATEWAY_QUEUE_URL": url})
+    assert code == 0
+    assert "queue redis://:***@127.0.0.1" in out
+    assert "queue: Redis answers; 0 queued, 0 dead letters" in out
+    assert "note: Redis keeps no append-only file" in out
+    assert "hunter2" not in out
+
+
+def test_an_unreachable_redis_queue_exits_1() -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    code, out, _ = run("check", env={"TIKTOK_PIXEL_CODE": "C1", "GATEWAY_QUEUE_URL": url})
+    assert code == 1
+    assert out.splitlines()[-1] == "queue: cannot be reached (redis: ConnectionError)"
 
 
 # -- invalid configurations -----------------------------------------------------------------------

@@ -7,6 +7,9 @@ about a tag never includes its access token, only whether one is set.
 event code (TikTok's Test Events tool shows only events carrying its code), through the delivery
 code itself (``post_batch`` and ``classify``). Token-less tags go to the built-in sandbox in this
 process, as ``serve`` sends them (``runtime.delivery_targets``).
+
+A Redis queue is also connected to: whether it answers, what it holds, and what a restart of
+the server would lose. (A SQLite queue is not opened: that would create its file.)
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from starlette.applications import Starlette
 from tiktok_gateway import __version__, wire_json
 from tiktok_gateway.cli.common import CONFIG_OPTION, config_or_fail
 from tiktok_gateway.config import Config
-from tiktok_gateway.queue.factory import redacted_url
+from tiktok_gateway.queue.base import QueueUnavailable
+from tiktok_gateway.queue.factory import durability_warning, open_queue, redacted_url
 from tiktok_gateway.runtime import delivery_client, delivery_targets, sandbox_for
 from tiktok_gateway.tags.tiktok.classify import Delivered, Outcome, Pause, Reject, Split
 from tiktok_gateway.tags.tiktok.client import post_batch
@@ -132,6 +136,24 @@ def describe_config(config: Config, path: Path | None) -> list[str]:
         lines.append("")
         lines.extend(describe_tag(tag))
     return lines
+
+
+async def probe_queue(url: str) -> tuple[bool, list[str]]:
+    """``(reachable, lines)`` for a Redis queue; ``(True, [])`` for any other kind."""
+    if not url.startswith(("redis://", "rediss://")):
+        return True, []
+    try:
+        queue = await open_queue(url)
+    except QueueUnavailable as exc:
+        return False, [f"queue: cannot be reached ({exc})"]
+    try:
+        stats = await queue.stats()
+    finally:
+        await queue.close()
+    lines = [f"queue: Redis answers; {stats.depth} queued, {stats.dead} dead letters"]
+    if warning := durability_warning(queue):
+        lines.append(f"note: {warning}")
+    return True, lines
 
 
 def describe_tag(tag: TikTokTagSettings) -> list[str]:
@@ -346,16 +368,24 @@ def check_command(config_path: Path | None, send_test: bool, test_event_code: st
     --test-event-code) to its api_url, or to the built-in sandbox (in this process) when the tag
     has no access token, and TikTok's code, message and request_id are printed.
 
+    A Redis queue (GATEWAY_QUEUE_URL=redis://...) is connected to, and its counts shown.
+
     \b
     Exit status:
       0  the configuration is valid (and with --send-test every test event was delivered)
-      1  --send-test: TikTok refused a test event, or could not be reached
+      1  a Redis queue cannot be reached; or --send-test: TikTok refused a test event, or
+         could not be reached
       2  invalid configuration (the key and the reason on stderr), or a tag has no test
          event code for --send-test
     """
     config = config_or_fail(config_path)
     for line in describe_config(config, config_path):
         click.echo(line)
+    reachable, lines = asyncio.run(probe_queue(config.gateway.resolved_queue_url))
+    for line in lines:
+        click.echo(line)
+    if not reachable:
+        raise SystemExit(1)
     if not send_test:
         return
     click.echo("")
