@@ -20,10 +20,14 @@ from __future__ import annotations
 import atexit
 import sys
 import threading
+import time
 from collections import deque
 from typing import TextIO
 
 MAX_PENDING = 100_000
+# After each write the thread waits this long before the next, so lines arriving meanwhile go out
+# together: a few wake-ups a second instead of one per line.
+GATHER_SECONDS = 0.02
 
 
 class BackgroundWriter:
@@ -77,6 +81,8 @@ class BackgroundWriter:
             # sets the event again, so nothing waits unseen.
             self._ready.clear()
             self._drain()
+            if not self._closed:
+                time.sleep(GATHER_SECONDS)
 
     def _drain(self) -> None:
         with self._lock:
