@@ -52,3 +52,41 @@ def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: f
     if process.poll() is None:
         process.send_signal(sig)
     return process.wait(timeout=timeout)
+
+
+def start_sandbox(port: int, token: str, log: Path) -> subprocess.Popen[bytes]:
+    """The standalone sandbox on ``port``, accepting only ``token``; returns once it answers."""
+    args = ["sandbox", "--port", str(port), "--access-token-env", "SANDBOX_TOKEN"]
+    sandbox = start(args, {"SANDBOX_TOKEN": token}, log)
+    wait_until_up(f"http://127.0.0.1:{port}/sandbox/", sandbox)
+    return sandbox
+
+
+def delivering_to(sandbox_url: str, token: str, pixel: str) -> dict[str, str]:
+    """A gateway's environment: deliver to ``sandbox_url`` with short batches, retries and
+    leases (what a killed process had leased comes back after 2 s)."""
+    return {
+        "TIKTOK_PIXEL_CODE": pixel,
+        "TIKTOK_ACCESS_TOKEN": token,
+        "TIKTOK_API_URL": sandbox_url,
+        "GATEWAY_BATCH_MAX_WAIT_MS": "20",
+        "GATEWAY_RETRY_BASE_SECONDS": "0.05",
+        "GATEWAY_RETRY_MAX_SECONDS": "0.5",
+        "GATEWAY_LEASE_SECONDS": "2",
+    }
+
+
+def purchase_hit(index: int) -> str:
+    """The query of a GA4 purchase hit whose TikTok event id is ``order-<index>``."""
+    return f"v=2&tid=G-1&cid=1.2&en=purchase&ep.transaction_id=order-{index}"
+
+
+def missing_event_ids(sandbox_url: str, wanted: set[str], timeout: float = 30.0) -> set[str]:
+    """Poll the sandbox until every id in ``wanted`` was accepted; returns those that were not."""
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout
+    while not wanted <= seen and time.monotonic() < deadline:
+        listing = httpx.get(f"{sandbox_url}/sandbox/events", params={"limit": 10_000}).json()
+        seen = {stored["event"]["event_id"] for stored in listing["events"]}
+        time.sleep(0.1)
+    return wanted - seen

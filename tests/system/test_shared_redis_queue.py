@@ -13,7 +13,16 @@ import httpx
 import pytest
 
 from tests import redis_server
-from tests.system.processes import free_port, start, stop, wait_until_up
+from tests.system.processes import (
+    delivering_to,
+    free_port,
+    missing_event_ids,
+    purchase_hit,
+    start,
+    start_sandbox,
+    stop,
+    wait_until_up,
+)
 
 TOKEN = "shared-queue-token"
 N = 60
@@ -31,50 +40,22 @@ def test_the_survivor_delivers_what_both_accepted(tmp_path: Path, queue_url: str
     sandbox_port, ports = free_port(), (free_port(), free_port())
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
     log = tmp_path / "processes.log"
-    sandbox = start(
-        ["sandbox", "--port", str(sandbox_port), "--access-token-env", "SANDBOX_TOKEN"],
-        {"SANDBOX_TOKEN": TOKEN},
-        log,
-    )
-    env = {
-        "TIKTOK_PIXEL_CODE": "CSHARED",
-        "TIKTOK_ACCESS_TOKEN": TOKEN,
-        "TIKTOK_API_URL": sandbox_url,
-        "GATEWAY_QUEUE_URL": queue_url,
-        "GATEWAY_BATCH_MAX_WAIT_MS": "20",
-        "GATEWAY_RETRY_BASE_SECONDS": "0.05",
-        "GATEWAY_RETRY_MAX_SECONDS": "0.5",
-        "GATEWAY_LEASE_SECONDS": "2",
-    }
-    gateways = [
-        start(
-            ["serve"],
-            {**env, "GATEWAY_PORT": str(port), "GATEWAY_DATA_DIR": str(tmp_path / str(port))},
-            log,
-        )
-        for port in ports
-    ]
+    sandbox = start_sandbox(sandbox_port, TOKEN, log)
+    env = delivering_to(sandbox_url, TOKEN, "CSHARED") | {"GATEWAY_QUEUE_URL": queue_url}
+    gateways = [start(["serve"], env | {"GATEWAY_PORT": str(port)}, log) for port in ports]
     try:
-        wait_until_up(f"{sandbox_url}/sandbox/", sandbox)
         for port, gateway in zip(ports, gateways, strict=True):
             wait_until_up(f"http://127.0.0.1:{port}/healthz", gateway)
         assert httpx.post(f"{sandbox_url}/sandbox/outage").status_code == 200
         for index in range(N):  # every other hit to each process
-            query = f"v=2&tid=G-1&cid=1.2&en=purchase&ep.transaction_id=order-{index}"
-            url = f"http://127.0.0.1:{ports[index % 2]}/g/collect?{query}"
+            url = f"http://127.0.0.1:{ports[index % 2]}/g/collect?{purchase_hit(index)}"
             assert httpx.get(url, timeout=5).status_code == 204
         time.sleep(0.5)  # both workers lease, fail against the outage, lease again
         assert stop(gateways[0], signal.SIGKILL) == -signal.SIGKILL
         assert httpx.delete(f"{sandbox_url}/sandbox/outage").status_code == 200
 
-        wanted = {f"order-{index}" for index in range(N)}
-        seen: set[str] = set()
-        deadline = time.monotonic() + 30
-        while not wanted <= seen and time.monotonic() < deadline:
-            listing = httpx.get(f"{sandbox_url}/sandbox/events", params={"limit": 10_000}).json()
-            seen = {stored["event"]["event_id"] for stored in listing["events"]}
-            time.sleep(0.1)
-        assert wanted - seen == set(), f"lost: {sorted(wanted - seen)}; log: {log.read_text()}"
+        lost = missing_event_ids(sandbox_url, {f"order-{index}" for index in range(N)})
+        assert lost == set(), f"lost: {sorted(lost)}; log: {log.read_text()}"
         ready = httpx.get(f"http://127.0.0.1:{ports[1]}/readyz").json()
         assert ready["queue"]["depth"] == 0
         assert stop(gateways[1]) in (0, -signal.SIGTERM)
