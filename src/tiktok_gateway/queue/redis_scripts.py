@@ -139,7 +139,7 @@ for i = 1, #numbers, 1000 do
   for j, v in ipairs(redis.call('HMGET', LEASES, unpack(part))) do leases[i + j - 1] = v end
   for j, v in ipairs(redis.call('HMGET', ATTEMPTS, unpack(part))) do attempts[i + j - 1] = v end
 end
-local out, hidden, counts, until_all, gone = {}, {}, {}, {}, {}
+local out, hidden, gone, lease_counts, lease_ends = {}, {}, {}, {}, {}
 for i, c in ipairs(chosen) do
   local m, group, n = c[1], c[2], c[3]
   -- Not pending (its consumer group was recreated): leased all the same, while it exists.
@@ -147,17 +147,19 @@ for i, c in ipairs(chosen) do
   if f then
     local count = (tonumber(leases[i]) or 0) + 1
     append(hidden, group, lease_until, m)
-    append(counts, 1, n, count)
-    append(until_all, 1, lease_until, m)
+    lease_counts[#lease_counts + 1] = n
+    lease_counts[#lease_counts + 1] = count
+    lease_ends[#lease_ends + 1] = lease_until
+    lease_ends[#lease_ends + 1] = m
     out[#out + 1] = {n, count, group, f.payload, attempts[i] or '0', f.enqueued_at}
   else
     append(gone, group, m)  -- no longer in the stream: nothing to lease
   end
 end
 for group, args in pairs(hidden) do chunked({'ZADD', ready(group)}, args) end
-if counts[1] then
-  chunked({'HSET', LEASES}, counts[1])
-  chunked({'ZADD', LEASED}, until_all[1])
+if #out > 0 then
+  chunked({'HSET', LEASES}, lease_counts)
+  chunked({'ZADD', LEASED}, lease_ends)
 end
 for group, args in pairs(gone) do chunked({'ZREM', ready(group)}, args) end
 return out

@@ -2,9 +2,9 @@
 
 Chosen with ``queue_url = "redis://host:port/db"`` (``rediss://`` for TLS; a password in the URL is
 never printed). ``?key_prefix=NAME`` in the URL (default ``tiktok-gateway``) lets several
-gateways share one database. It needs one Redis primary (standalone, or behind Sentinel or a managed
-service); a Redis Cluster client is not used. Storage layout, every key under the hash tag ``{P}``
-(``P`` = the prefix)::
+gateways share one database. It talks to one Redis server (a standalone one, or a managed
+service's primary endpoint); Sentinel and Cluster clients are not used. Storage layout, every
+key under the hash tag ``{P}`` (``P`` = the prefix)::
 
     {P}:items            STREAM  one entry per item, id "0-<number>" (XADD 0-*: numbers
                                  increase, never reused); fields group, payload, enqueued_at
