@@ -193,7 +193,7 @@ def test_an_unreachable_redis_queue_exits_1() -> None:
     url = f"redis://127.0.0.1:{free_port()}/0"
     code, out, _ = run("check", env={"TIKTOK_PIXEL_CODE": "C1", "GATEWAY_QUEUE_URL": url})
     assert code == 1
-    assert out.splitlines()[-1] == "queue: cannot be reached (redis: ConnectionError)"
+    assert out.splitlines()[-1] == f"queue: {url} cannot be reached (redis: ConnectionError)"
 
 
 # -- invalid configurations -----------------------------------------------------------------------

@@ -88,7 +88,8 @@ def test_unsupported_queue_url_exits_2(tmp_path: Path) -> None:
         main, ["queue", "stats"]
     )
     assert result.exit_code == 2
-    assert "queue_url" in result.stderr
+    assert "GATEWAY_QUEUE_URL" in result.stderr
+    assert "unsupported queue 'amqp'" in result.stderr
 
 
 def test_an_unreachable_redis_queue_is_one_line_without_the_password() -> None:

@@ -8,8 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 import uvicorn
+from click.testing import CliRunner
 from starlette.applications import Starlette
 
+from tests.system.processes import free_port
+from tiktok_gateway.cli import main
 from tiktok_gateway.cli.serve import _GatewayServer
 
 
@@ -39,3 +42,12 @@ def test_start_up_freezes_what_is_alive_then() -> None:
 
     frozen = asyncio.run(start_and_stop())
     assert frozen > 10_000  # the modules, the app, the test session: far more than a few objects
+
+
+def test_serve_stops_in_one_line_when_its_redis_queue_does_not_answer() -> None:
+    url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"  # nothing listens there
+    result = CliRunner(env={"GATEWAY_QUEUE_URL": url}).invoke(main, ["serve"])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"error: queue: {url.replace('hunter2', '***')} cannot be reached (redis: ConnectionError)"
+    ]

@@ -86,6 +86,38 @@ def test_invalid_values_name_the_key(environ: dict[str, str], key: str) -> None:
     assert caught.value.key == key
 
 
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("amqp://127.0.0.1:5672/", "unsupported queue 'amqp'"),
+        ("memory://x", "unsupported queue 'memory'"),
+        ("redis://:hunter2@127.0.0.1:6379/0?bogus=1", "unknown option 'bogus'"),
+        ("redis://:hunter2@127.0.0.1:6379/0?socket_timeout=soon", "socket_timeout"),
+        ("redis://127.0.0.1:6379/0?key_prefix=", "key_prefix must be non-empty"),
+    ],
+)
+def test_a_bad_queue_url_is_refused_at_load_without_its_password(url: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(environ={"GATEWAY_QUEUE_URL": url})
+    assert caught.value.key == "GATEWAY_QUEUE_URL"
+    assert reason in caught.value.reason
+    assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "",
+        "sqlite:///var/lib/gw/queue.db",
+        "memory://",
+        "redis://127.0.0.1:6379/0",
+        "rediss://user:secret@redis.example.com:6380/2?socket_timeout=2&key_prefix=shop-a",
+    ],
+)
+def test_good_queue_urls_load(url: str) -> None:
+    assert load_config(environ={"GATEWAY_QUEUE_URL": url}).gateway.queue_url == url
+
+
 def test_toml_file_with_several_tags(tmp_path: Path) -> None:
     path = tmp_path / "gateway.toml"
     path.write_text(

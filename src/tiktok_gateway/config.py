@@ -25,6 +25,7 @@ from pydantic_settings import (
 )
 
 from tiktok_gateway.errors import ConfigError
+from tiktok_gateway.queue.factory import check_queue_url
 from tiktok_gateway.tags.tiktok.settings import TikTokTagSettings
 
 # Stands in for a pixel code when none is configured, so `inspect` works out of the box.
@@ -105,6 +106,12 @@ class GatewaySettings(_ExplicitSources):
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("queue_url")
+    @classmethod
+    def _queue_url(cls, value: str) -> str:
+        check_queue_url(value)
         return value
 
     @field_validator("admin_token", "ingest_token", mode="before")

@@ -145,7 +145,7 @@ async def probe_queue(url: str) -> tuple[bool, list[str]]:
     try:
         queue = await open_queue(url)
     except QueueUnavailable as exc:
-        return False, [f"queue: cannot be reached ({exc})"]
+        return False, [f"queue: {redacted_url(url)} cannot be reached ({exc})"]
     try:
         stats = await queue.stats()
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import socket
@@ -13,7 +14,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from tiktok_gateway.app import SANDBOX_MOUNT, create_app
-from tiktok_gateway.cli.check import target_name
+from tiktok_gateway.cli.check import probe_queue, target_name
 from tiktok_gateway.cli.common import CONFIG_OPTION, config_or_fail, fail
 from tiktok_gateway.config import Config
 from tiktok_gateway.queue.factory import redacted_url
@@ -106,6 +107,11 @@ def serve_command(
         configure_from_environment()
     except ValueError as exc:
         fail(str(exc))
+    # A Redis queue that does not answer stops serve here, in one line (exit 1, a supervisor may
+    # restart it), rather than in uvicorn's start-up with a traceback.
+    reachable, lines = asyncio.run(probe_queue(gateway.resolved_queue_url))
+    if not reachable:
+        fail(lines[0], code=1)
     click.echo(_describe(config, gateway.host, gateway.port), err=True)
     app = create_app(config)
     server = _GatewayServer(

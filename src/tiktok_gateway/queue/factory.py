@@ -3,14 +3,45 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+import redis.asyncio as redis
 
 from tiktok_gateway.errors import ConfigError
 from tiktok_gateway.queue.base import Clock, Queue, wall_clock
 from tiktok_gateway.queue.memory import MemoryQueue
-from tiktok_gateway.queue.redis_streams import RedisStreamsQueue
+from tiktok_gateway.queue.redis_streams import RedisStreamsQueue, split_url
 from tiktok_gateway.queue.sqlite import SQLiteQueue
+
+SCHEMES = ("sqlite:///", "redis://", "rediss://", "memory://")
+_UNSUPPORTED = "unsupported queue {!r}; use sqlite:///path, redis://host:port/db or memory://"
+
+
+def check_queue_url(url: str) -> None:
+    """Raise ``ValueError`` with the reason when ``url`` cannot name a queue ("" is the default).
+
+    A Redis URL is checked as redis-py will read it (its options and their values), without
+    connecting: a typo fails the configuration, not the first request.
+    """
+    if not url:
+        return
+    if not url.startswith(SCHEMES) or (url.startswith("memory:") and url != "memory://"):
+        raise ValueError(_UNSUPPORTED.format(url.partition(":")[0] or url))
+    if url.startswith(("redis://", "rediss://")):
+        try:
+            client_url, _ = split_url(url)
+            client = redis.Redis.from_url(client_url)
+            client.connection_pool.make_connection()  # type: ignore[no-untyped-call]  # no I/O
+        except ConfigError as error:
+            raise ValueError(error.reason) from None
+        except TypeError as error:  # redis-py passes unknown options on as keyword arguments
+            option = re.search(r"argument '(\w+)'", str(error))
+            name = repr(option[1]) if option else "in the URL"
+            raise ValueError(f"not a usable Redis URL: unknown option {name}") from None
+        except ValueError as error:  # a bad value of a known option
+            raise ValueError(f"not a usable Redis URL: {error}") from None
 
 
 async def open_queue(url: str, *, clock: Clock = wall_clock) -> Queue:
@@ -24,11 +55,7 @@ async def open_queue(url: str, *, clock: Clock = wall_clock) -> Queue:
         return await RedisStreamsQueue.open(url, clock=clock)
     if url == "memory://":
         return MemoryQueue(clock=clock)
-    scheme = url.partition(":")[0] or url
-    raise ConfigError(
-        "queue_url",
-        f"unsupported queue {scheme!r}; use sqlite:///path, redis://host:port/db or memory://",
-    )
+    raise ConfigError("queue_url", _UNSUPPORTED.format(url.partition(":")[0] or url))
 
 
 def durability_warning(queue: Queue) -> str:
