@@ -3,23 +3,28 @@
 The sandbox fails at random (5xx, 50000, 40100 throttling), the transport times out at random
 (before or after TikTok saw the request), and a few events are invalid. Every event id must end
 delivered (at least once) or dead-lettered with TikTok's reason; none may vanish. The worker is
-driven with ``drain()`` and a fake clock, never with sleeps.
+driven with ``drain()`` and a fake clock, never with sleeps. It runs on both durable queues:
+SQLite and Redis Streams (the real server on loopback).
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
+from tests import redis_server
 from tests.fakes import FakeClock
 from tests.harness import config_of, running
 from tiktok_gateway.delivery.backoff import BackoffPolicy
 from tiktok_gateway.delivery.envelope import Envelope
 from tiktok_gateway.delivery.worker import DeliveryWorker
-from tiktok_gateway.queue.base import NewItem
+from tiktok_gateway.queue.base import NewItem, Queue
+from tiktok_gateway.queue.redis_streams import RedisStreamsQueue
 from tiktok_gateway.queue.sqlite import SQLiteQueue
 from tiktok_gateway.runtime import delivery_targets
 from tiktok_gateway.sandbox.app import create_sandbox_app, sandbox_of
@@ -49,10 +54,29 @@ class FlakyTransport(httpx.AsyncBaseTransport):
         return response
 
 
-def test_every_event_is_delivered_or_dead_lettered_with_a_reason(tmp_path: Path) -> None:
+async def open_backend(name: str, tmp_path: Path, clock: FakeClock, prefix: str) -> Queue:
+    if name == "redis":
+        return await RedisStreamsQueue.open(redis_server.URL, clock=clock, prefix=prefix)
+    return await SQLiteQueue.open(tmp_path / "queue.db", clock=clock)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def backend(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+    """The durable queue to run on, and a key prefix of its own for Redis (deleted after)."""
+    prefix = redis_server.new_prefix()
+    if request.param == "redis":
+        redis_server.require()
+    yield request.param, prefix
+    if request.param == "redis":
+        redis_server.delete_prefix(prefix)
+
+
+def test_every_event_is_delivered_or_dead_lettered_with_a_reason(
+    tmp_path: Path, backend: tuple[str, str]
+) -> None:
     async def scenario() -> None:
         clock = FakeClock()
-        queue = await SQLiteQueue.open(tmp_path / "queue.db", clock=clock)
+        queue = await open_backend(backend[0], tmp_path, clock, backend[1])
         sandbox = create_sandbox_app(
             faults=FaultSettings(fail_rate=0.2, throttle_rate=0.1), seed=11, admin_prefix=""
         )
