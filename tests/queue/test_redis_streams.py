@@ -21,6 +21,7 @@ from tests import redis_server
 from tests.fakes import FakeClock
 from tiktok_gateway.config import load_config
 from tiktok_gateway.errors import ConfigError
+from tiktok_gateway.queue import redis_streams
 from tiktok_gateway.queue.base import NewItem, QueueStats, QueueUnavailable
 from tiktok_gateway.queue.redis_streams import NO_APPEND_ONLY_FILE, RedisStreamsQueue, split_url
 from tiktok_gateway.runtime import start_runtime, stop_runtime
@@ -222,3 +223,27 @@ def test_serve_logs_what_a_redis_restart_would_lose(tmp_path: Path) -> None:
     assert [line["detail"] for line in lines if line["event"] == "queue_not_durable"] == [
         NO_APPEND_ONLY_FILE
     ]
+
+
+def test_a_paused_groups_backlog_is_read_in_bounded_steps(
+    prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unread entries of an excluded group are moved aside at most MAX_READ_PER_LEASE per call
+    (one call never holds Redis long); another group's items behind them come a few calls
+    later, none lost."""
+    monkeypatch.setattr(redis_streams, "MAX_READ_PER_LEASE", 40)
+
+    async def scenario() -> list[int]:
+        queue = await RedisStreamsQueue.open(redis_server.URL, prefix=prefix)
+        try:
+            await queue.put(items(100, group="paused"))
+            await queue.put(items(3, group="live"))
+            counts = []
+            for _ in range(4):
+                counts.append(len(await queue.lease(10, 60, {"paused"})))
+            assert [i.group for i in await queue.lease(200, 60)] == ["paused"] * 100
+            return counts
+        finally:
+            await queue.close()
+
+    assert asyncio.run(scenario()) == [0, 0, 3, 0]  # 40 + 40 + (20 paused, 3 live) read
