@@ -40,6 +40,9 @@ Invariants:
   need the same clock as the other backends (the tests move a fake one), so Redis's own idle
   times (XAUTOCLAIM) are not used to find abandoned items; an expired lease simply makes the item
   available in its ready set, for any process to lease.
+  Processes sharing a queue must therefore agree on the time (NTP): one whose clock runs ahead
+  sees the others' leases end early and may send their events a second time (TikTok drops the
+  repeat by event_id).
 * Ids, lease order and stale-lease handling are those of the reference model, ``memory.py``,
   checked step by step against it (tests/queue/test_state_machine.py).
 
