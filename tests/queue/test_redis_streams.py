@@ -22,7 +22,7 @@ from tests.fakes import FakeClock
 from tiktok_gateway.config import load_config
 from tiktok_gateway.errors import ConfigError
 from tiktok_gateway.queue import redis_streams
-from tiktok_gateway.queue.base import NewItem, QueueStats, QueueUnavailable
+from tiktok_gateway.queue.base import DeadLetter, NewItem, QueueStats, QueueUnavailable
 from tiktok_gateway.queue.redis_streams import NO_APPEND_ONLY_FILE, RedisStreamsQueue, split_url
 from tiktok_gateway.runtime import start_runtime, stop_runtime
 
@@ -247,3 +247,29 @@ def test_a_paused_groups_backlog_is_read_in_bounded_steps(
             await queue.close()
 
     assert asyncio.run(scenario()) == [0, 0, 3, 0]  # 40 + 40 + (20 paused, 3 live) read
+
+
+def test_calls_larger_than_the_read_limit_and_the_command_slices(
+    prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lease larger than MAX_READ_PER_LEASE still takes every available item (it once stopped
+    at the read limit), and acks and dead letters of thousands of ids (sent to Redis in slices
+    of 1,000 arguments) remove them all."""
+    monkeypatch.setattr(redis_streams, "MAX_READ_PER_LEASE", 40)
+
+    async def scenario() -> None:
+        queue = await RedisStreamsQueue.open(redis_server.URL, prefix=prefix)
+        try:
+            await queue.put(items(2_500))
+            leased = await queue.lease(2_500, 60)
+            assert [i.payload for i in leased] == [str(n).encode() for n in range(2_500)]
+            letters = [DeadLetter(i.id, "rejected", 40002, "bad") for i in leased[:1_200]]
+            await queue.dead_letter(letters + letters)  # the second letter of an item is ignored
+            await queue.ack([i.id for i in leased[1_200:]])
+            assert await queue.stats() == QueueStats(depth=0, leased=0, oldest_age=0.0, dead=1_200)
+            assert await queue.replay() == 1_200
+            assert len(await queue.lease(5_000, 60)) == 1_200
+        finally:
+            await queue.close()
+
+    asyncio.run(scenario())

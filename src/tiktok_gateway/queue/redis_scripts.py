@@ -29,15 +29,37 @@ local function entry(n)
   if found[1] then return fields(found[1][2]) end
   return nil
 end
-local function forget(n, group)
-  local m = pad(n)
-  redis.call('XACK', STREAM, CG, '0-' .. n)
-  redis.call('XDEL', STREAM, '0-' .. n)
-  redis.call('ZREM', ready(group), m)
-  if redis.call('ZCARD', ready(group)) == 0 then redis.call('SREM', GROUPS, group) end
-  redis.call('ZREM', LEASED, m)
-  redis.call('HDEL', LEASES, n)
-  redis.call('HDEL', ATTEMPTS, n)
+-- redis.call(head..., args...) in slices of 1,000 arguments (Lua's unpack has a limit of a few
+-- thousand); the elements of the replies that are lists, joined in order.
+local function chunked(head, args)
+  local joined = {}
+  for i = 1, #args, 1000 do
+    local call = {unpack(head)}
+    for j = i, math.min(i + 999, #args) do call[#call + 1] = args[j] end
+    local reply = redis.call(unpack(call))
+    if type(reply) == 'table' then
+      for _, v in ipairs(reply) do joined[#joined + 1] = v end
+    end
+  end
+  return joined
+end
+-- Acknowledge and delete the items, with everything kept about them: a few calls for all.
+local function remove(numbers)
+  if #numbers == 0 then return end
+  local ids, members = {}, {}
+  for i, n in ipairs(numbers) do
+    ids[i] = '0-' .. n
+    members[i] = pad(n)
+  end
+  chunked({'XACK', STREAM, CG}, ids)
+  chunked({'XDEL', STREAM}, ids)
+  for _, group in ipairs(redis.call('SMEMBERS', GROUPS)) do
+    chunked({'ZREM', ready(group)}, members)
+    if redis.call('ZCARD', ready(group)) == 0 then redis.call('SREM', GROUPS, group) end
+  end
+  chunked({'ZREM', LEASED}, members)
+  chunked({'HDEL', LEASES}, numbers)
+  chunked({'HDEL', ATTEMPTS}, numbers)
 end
 """
 
@@ -62,16 +84,9 @@ LEASE: Final = (
     _COMMON
     + """
 local now, lease_until, limit, consumer = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
-local max_read = tonumber(ARGV[6])
+local max_read = math.max(tonumber(ARGV[6]), limit)  -- never fewer than a lease may take
 local excluded = {}
 for i = 7, #ARGV do excluded[ARGV[i]] = true end
-local function chunked(head, args)  -- redis.call(head..., args...) in slices
-  for i = 1, #args, 1000 do
-    local call = {unpack(head)}
-    for j = i, math.min(i + 999, #args) do call[#call + 1] = args[j] end
-    redis.call(unpack(call))
-  end
-end
 local function append(by_key, key, ...)
   local list = by_key[key]
   if not list then list = {}; by_key[key] = list end
@@ -126,19 +141,11 @@ for i = 1, math.min(limit, #candidates) do
   if not fresh[n] then claim[#claim + 1] = '0-' .. n end
 end
 local claimed = {}
-for i = 1, #claim, 1000 do
-  local call = {'XCLAIM', STREAM, CG, consumer, 0}
-  for j = i, math.min(i + 999, #claim) do call[#call + 1] = claim[j] end
-  for _, e in ipairs(redis.call(unpack(call))) do
-    claimed[string.sub(e[1], 3)] = fields(e[2])
-  end
+for _, e in ipairs(chunked({'XCLAIM', STREAM, CG, consumer, 0}, claim)) do
+  claimed[string.sub(e[1], 3)] = fields(e[2])
 end
-local leases, attempts = {}, {}
-for i = 1, #numbers, 1000 do
-  local part = {unpack(numbers, i, math.min(i + 999, #numbers))}
-  for j, v in ipairs(redis.call('HMGET', LEASES, unpack(part))) do leases[i + j - 1] = v end
-  for j, v in ipairs(redis.call('HMGET', ATTEMPTS, unpack(part))) do attempts[i + j - 1] = v end
-end
+local leases = chunked({'HMGET', LEASES}, numbers)  -- false where there is none yet
+local attempts = chunked({'HMGET', ATTEMPTS}, numbers)
 local out, hidden, gone, lease_counts, lease_ends = {}, {}, {}, {}, {}
 for i, c in ipairs(chosen) do
   local m, group, n = c[1], c[2], c[3]
@@ -166,26 +173,13 @@ return out
 """
 )
 
-# ARGV: prefix, numbers... (at most a few thousand: Lua's unpack). Removes the items (whatever
-# their lease) with a few calls for all of them rather than several per item.
+# ARGV: prefix, numbers... Removes the items (whatever their lease).
 ACK: Final = (
     _COMMON
     + """
-local ids, members, numbers = {}, {}, {}
-for i = 2, #ARGV do
-  ids[#ids + 1] = '0-' .. ARGV[i]
-  members[#members + 1] = pad(ARGV[i])
-  numbers[#numbers + 1] = ARGV[i]
-end
-redis.call('XACK', STREAM, CG, unpack(ids))
-redis.call('XDEL', STREAM, unpack(ids))
-for _, group in ipairs(redis.call('SMEMBERS', GROUPS)) do
-  redis.call('ZREM', ready(group), unpack(members))
-  if redis.call('ZCARD', ready(group)) == 0 then redis.call('SREM', GROUPS, group) end
-end
-redis.call('ZREM', LEASED, unpack(members))
-redis.call('HDEL', LEASES, unpack(numbers))
-redis.call('HDEL', ATTEMPTS, unpack(numbers))
+local numbers = {}
+for i = 2, #ARGV do numbers[#numbers + 1] = ARGV[i] end
+remove(numbers)
 return 0
 """
 )
@@ -217,19 +211,21 @@ return 0
 DEAD_LETTER: Final = (
     _COMMON
     + """
-local now = ARGV[2]
+local now, moved, numbers = ARGV[2], {}, {}
 for i = 3, #ARGV, 5 do
   local n = ARGV[i]
-  local f = entry(n)
+  local f = not moved[n] and entry(n)  -- the same item twice: the first letter counts
   if f then
     redis.call('HSET', P .. ':dead:' .. n, 'group', f.group, 'payload', f.payload,
       'attempts', redis.call('HGET', ATTEMPTS, n) or '0', 'enqueued_at', f.enqueued_at,
       'dead_at', now, 'reason', ARGV[i + 1], 'code', ARGV[i + 2], 'message', ARGV[i + 3],
       'request_id', ARGV[i + 4])
     redis.call('ZADD', DEAD, now, pad(n))
-    forget(n, f.group)
+    moved[n] = true
+    numbers[#numbers + 1] = n
   end
 end
+remove(numbers)
 return 0
 """
 )

@@ -31,11 +31,11 @@ Invariants:
 * An entry is either unread (after the consumer group's last-delivered id; available since its
   put) or in its group's ready set. ``lease`` first moves unread entries there, in stream order,
   until ``limit`` of groups not excluded have moved (unread entries after them cannot come
-  earlier) or 2,000 were read (so one call never holds Redis long, however large the backlog
-  of a paused group), then takes the earliest ``available_at <= now``
-  across the groups not excluded, sets ``available_at = lease_until`` (so a lease hides the item
-  and its expiry brings it back with no write) and claims the entry for its consumer (XCLAIM),
-  which keeps ``XPENDING`` true to who holds what.
+  earlier) or 2,000 (``limit``, if larger) were read (so one call never holds Redis long,
+  however large the backlog of a paused group), then takes the earliest
+  ``available_at <= now`` across the groups not excluded, sets ``available_at = lease_until``
+  (so a lease hides the item and its expiry brings it back with no write) and claims the entry
+  for its consumer (XCLAIM), which keeps ``XPENDING`` true to who holds what.
 * Times come from the queue's clock, passed to every script: lease expiry and ``nack`` delays
   need the same clock as the other backends (the tests move a fake one), so Redis's own idle
   times (XAUTOCLAIM) are not used to find abandoned items; an expired lease simply makes the item
@@ -92,9 +92,6 @@ CONSUMER_GROUP: Final = "delivery"
 # only when a paused group's events fill the stream: 30,000 of them took 89-92 ms a call with
 # 10,000 (Redis serves nobody else meanwhile), about 18 with 2,000.
 MAX_READ_PER_LEASE: Final = 2_000
-# Items one call of the ack script removes at most (it passes them to Redis commands through
-# Lua's unpack, which has a limit of a few thousand).
-ACK_CHUNK: Final = 1000
 # Seconds a command may take before the queue counts as unreachable (the URL may override it:
 # ?socket_timeout=N).
 SOCKET_TIMEOUT: Final = 5.0
@@ -283,8 +280,8 @@ class RedisStreamsQueue:
 
     async def ack(self, ids: Sequence[str]) -> None:
         numbers = [parsed[0] for parsed in map(parse_lease_id, ids) if parsed]
-        for start in range(0, len(numbers), ACK_CHUNK):
-            await self._run(self._ack, *numbers[start : start + ACK_CHUNK])
+        if numbers:
+            await self._run(self._ack, *numbers)
 
     async def _finish_lease(self, ids: Sequence[str], available_at: float, attempt: bool) -> None:
         pairs = [str(part) for parsed in map(parse_lease_id, ids) if parsed for part in parsed]
