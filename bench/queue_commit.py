@@ -41,19 +41,23 @@ REDIS_URL: str | None = None  # --redis
 PAYLOAD = b'{"event":"PageView","event_id":"0123456789abcdef","properties":{}}' * 4
 
 
+def _redis_prefix(path: Path) -> str:
+    return f"bench-{os.getpid()}-{path.stem}"
+
+
 async def open_queue(path: Path) -> Backend:
     """SQLite at ``path``, or (``--redis``) Redis under a prefix named after the file."""
     if REDIS_URL is None:
         return await SQLiteQueue.open(path)
-    return await RedisStreamsQueue.open(REDIS_URL, prefix=f"bench-{os.getpid()}-{path.stem}")
+    return await RedisStreamsQueue.open(REDIS_URL, prefix=_redis_prefix(path))
 
 
 async def close_queue(queue: Backend, path: Path) -> None:
     await queue.close()
     if REDIS_URL is not None:
         client = redis.Redis.from_url(REDIS_URL)
-        prefix = f"{{bench-{os.getpid()}-{path.stem}}}"
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
+        pattern = f"{{{_redis_prefix(path)}}}*"  # every key carries the prefix as its hash tag
+        keys = [key async for key in client.scan_iter(match=pattern, count=1000)]
         if keys:
             await client.delete(*keys)
         await client.aclose()

@@ -7,7 +7,6 @@ other's data and a developer's own keys in the same database are left alone.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
 import uuid
@@ -17,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+
+from tests.system.processes import free_port
 
 # Database 15, not 0: the tests write and delete keys, a developer's data usually lives in 0.
 URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -89,10 +90,3 @@ def private_server(
         if process.poll() is None:
             process.terminate()
         process.wait(timeout=10)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port

@@ -19,6 +19,7 @@ from structlog.testing import capture_logs
 
 from tests import redis_server
 from tests.fakes import FakeClock
+from tests.system.processes import free_port
 from tiktok_gateway.config import load_config
 from tiktok_gateway.errors import ConfigError
 from tiktok_gateway.queue import redis_streams
@@ -104,7 +105,7 @@ def test_idle_consumers_are_dropped_at_open_but_not_those_holding_items(prefix: 
 
 
 def test_an_unreachable_redis_raises_queue_unavailable_until_it_is_back(tmp_path: Path) -> None:
-    port = redis_server.free_port()
+    port = free_port()
 
     async def scenario() -> None:
         with redis_server.private_server(tmp_path, port=port) as server:
@@ -129,13 +130,13 @@ def test_an_unreachable_redis_raises_queue_unavailable_until_it_is_back(tmp_path
 
 
 def test_opening_an_unreachable_redis_raises_queue_unavailable() -> None:
-    url = f"redis://127.0.0.1:{redis_server.free_port()}/0"
+    url = f"redis://127.0.0.1:{free_port()}/0"
     with pytest.raises(QueueUnavailable, match="redis: ConnectionError"):
         asyncio.run(RedisStreamsQueue.open(url))
 
 
 def test_with_an_append_only_file_put_items_survive_a_kill_of_redis(tmp_path: Path) -> None:
-    port = redis_server.free_port()
+    port = free_port()
 
     async def put_then_kill() -> None:
         with redis_server.private_server(tmp_path, port=port, append_only=True) as server:

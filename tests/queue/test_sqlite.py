@@ -240,8 +240,7 @@ KILLED_AFTER_PUT = """
 import asyncio, os, signal, sys
 from pathlib import Path
 from tiktok_gateway.queue.base import NewItem
-from tiktok_gateway.queue import sqlite as sqlite_module
-from tiktok_gateway.queue.sqlite import _STATS, SQLiteQueue
+from tiktok_gateway.queue.sqlite import SQLiteQueue
 
 async def main() -> None:
     queue = await SQLiteQueue.open(Path(sys.argv[1]))
