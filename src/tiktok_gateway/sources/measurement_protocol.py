@@ -24,7 +24,7 @@ from tiktok_gateway.event_data import (
 )
 from tiktok_gateway.sources.ga4_params import MEASUREMENT_ID_KEY, USER_PROPERTIES_KEY
 from tiktok_gateway.sources.json_body import load_json_body, strip_internal_keys
-from tiktok_gateway.sources.request_context import parse_address
+from tiktok_gateway.sources.request_context import normalised_ip
 
 MAX_EVENTS = 25
 SOURCE = "mp"
@@ -96,10 +96,8 @@ def _consent(value: object) -> dict[str, str]:
 
 
 def _ip_override(value: object) -> str | None:
-    """The body's ``ip_override`` when it is an IP address, normalised as the request's own
-    client address is (``request_context.parse_address``), else ``None``."""
-    address = parse_address(value) if isinstance(value, str) else None
-    return None if address is None else str(address)
+    """The body's ``ip_override`` when it is an IP address (normalised), else ``None``."""
+    return normalised_ip(value) if isinstance(value, str) else None
 
 
 def _user_id(value: object) -> str | None:

@@ -100,6 +100,14 @@ def _text(address: Address) -> str:
     return str(address)
 
 
+def normalised_ip(text: str) -> str | None:
+    """``text`` as an IP address in its normal text form (``parse_address``'s rules: a port or a
+    zone dropped, IPv4-mapped IPv6 as IPv4), or ``None`` when it is none. For addresses that
+    come in event data (``ip_override``, ``x-ttq-ip``), so they read as the peer's own do."""
+    address = parse_address(text)
+    return None if address is None else _text(address)
+
+
 def _is_trusted(address: Address, trusted: Sequence[Network]) -> bool:
     return any(address in network for network in trusted)
 

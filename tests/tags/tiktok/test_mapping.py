@@ -201,6 +201,20 @@ def test_ip_user_agent_locale() -> None:
     assert "ip" not in mapped(event(ip_override="not-an-ip")).event.get("user", {})
 
 
+@pytest.mark.parametrize(
+    ("given", "sent"),
+    [
+        ("::ffff:203.0.113.9", "203.0.113.9"),  # what a dual-stack socket reports for IPv4
+        ("203.0.113.9:443", "203.0.113.9"),
+        ("[2001:db8::1]:443", "2001:db8::1"),
+        (" 2001:DB8::1 ", "2001:db8::1"),
+    ],
+)
+def test_ips_in_event_data_read_as_the_requests_own_client_address(given: str, sent: str) -> None:
+    """One normaliser (request_context.normalised_ip) for the peer, the MP body and event data."""
+    assert mapped(event(ip_override=given)).event["user"]["ip"] == sent
+
+
 def test_both_spellings_of_x_ttq_keys() -> None:
     data = event(
         **{"x-ttq-ct-ip-adress": "10.1.2.3", "x-ttq-ct-page-referer": "https://r.example/"}

@@ -8,13 +8,12 @@ the returned object is raw personal data.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
-from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from tiktok_gateway.event_data import INTERNAL_PREFIX, EventData
+from tiktok_gateway.sources.request_context import normalised_ip
 from tiktok_gateway.tags.tiktok import fields
 from tiktok_gateway.tags.tiktok.coerce import to_text
 from tiktok_gateway.tags.tiktok.hashing import (
@@ -74,11 +73,6 @@ def ttclid_in_url(url: str | None) -> str | None:
         if name == "ttclid":
             return unquote(value.replace("+", " "), errors="replace").strip() or None
     return None
-
-
-@lru_cache(maxsize=4096)
-def _ip_text(text: str) -> str:
-    return str(ipaddress.ip_address(text))
 
 
 def _same_host(url: str, other: str) -> bool:
@@ -168,11 +162,12 @@ def build_user(
 
     found = fields.lookup(data, fields.IP)
     if found is not None:
-        try:
-            user["ip"] = _ip_text(str(found[1]).strip())
-            _note(explain, "user.ip", found[0])
-        except ValueError:
+        ip = normalised_ip(str(found[1]))
+        if ip is None:
             warnings.append("invalid_ip")
+        else:
+            user["ip"] = ip
+            _note(explain, "user.ip", found[0])
     found = fields.lookup(data, fields.USER_AGENT)
     if found is not None and (agent := to_text(found[1])):
         user["user_agent"] = agent
