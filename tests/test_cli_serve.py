@@ -1,4 +1,5 @@
-"""What ``serve`` does around uvicorn: start-up leaves the long-lived objects frozen."""
+"""What ``serve`` does around uvicorn: start-up freezes the long-lived objects; a Redis queue
+that does not answer stops it in one line."""
 
 from __future__ import annotations
 

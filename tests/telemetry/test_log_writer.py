@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import threading
+import time
 
 import pytest
 import structlog
@@ -52,6 +53,33 @@ def test_lines_of_many_threads_arrive_whole_and_in_each_threads_order() -> None:
     writer.close()  # idempotent
     assert writer.write("late\n") == 0
     assert "late" not in target.getvalue()
+
+
+class Counting(io.StringIO):
+    """Counts the writes it receives."""
+
+    calls = 0
+
+    def write(self, text: str) -> int:
+        self.calls += 1
+        return super().write(text)
+
+
+@pytest.mark.parametrize(("gather", "most"), [(0.5, 3), (0.0, 20)])
+def test_lines_a_moment_apart_go_out_together(gather: float, most: int) -> None:
+    """After each write the thread waits ``gather`` seconds, so lines logged a millisecond apart
+    reach the stream in a few writes (with no wait, nearly one write, and one wake-up of the
+    thread, per line: the second case shows the first one can tell them apart)."""
+    target = Counting()
+    writer = BackgroundWriter(target, gather=gather)
+    for n in range(20):
+        writer.write(f"line {n}\n")
+        time.sleep(0.002)
+    writer.close()
+    assert target.getvalue().count("\n") == 20
+    assert target.calls <= most
+    if gather == 0.0:
+        assert target.calls > 3
 
 
 def test_writes_return_at_once_while_the_stream_is_stuck_and_overflow_is_counted() -> None:

@@ -33,9 +33,12 @@ GATHER_SECONDS = 0.02
 class BackgroundWriter:
     """A write-only text stream that hands its text to a thread writing to ``target``."""
 
-    def __init__(self, target: TextIO, *, max_pending: int = MAX_PENDING) -> None:
+    def __init__(
+        self, target: TextIO, *, max_pending: int = MAX_PENDING, gather: float = GATHER_SECONDS
+    ) -> None:
         self.target = target
         self._max_pending = max_pending
+        self._gather = gather
         self._pending: deque[str] = deque()
         self._ready = threading.Event()
         self._closed = False
@@ -82,7 +85,7 @@ class BackgroundWriter:
             self._ready.clear()
             self._drain()
             if not self._closed:
-                time.sleep(GATHER_SECONDS)
+                time.sleep(self._gather)
 
     def _drain(self) -> None:
         with self._lock:
