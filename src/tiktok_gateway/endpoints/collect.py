@@ -10,7 +10,7 @@ events of the same request are still accepted), oversized bodies 413, wrong secr
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,7 @@ from tiktok_gateway.runtime import Runtime
 from tiktok_gateway.sources.events_api import parse_events
 from tiktok_gateway.sources.ga4_web import parse_hit
 from tiktok_gateway.sources.measurement_protocol import parse_mp
-from tiktok_gateway.sources.request_context import build_context, header_map
+from tiktok_gateway.sources.request_context import Network, build_context, header_map
 
 Parser = Callable[[Request, bytes, RequestContext, Runtime], ParsedInput]
 
@@ -83,14 +83,17 @@ def query_of(request: Request) -> str:
     return raw.decode("latin-1")
 
 
-def _context(request: Request, runtime: Runtime, received_at: float) -> RequestContext:
+def request_context(
+    request: Request, trusted: Sequence[Network], received_at: float
+) -> RequestContext:
+    """The request's facts (client address through ``trusted`` proxies, user agent, cookies)."""
     headers = header_map(request.headers.items())
     return build_context(
         received_at=received_at,
         user_agent=headers.get("user-agent"),
         peer=request.client.host if request.client else None,
         headers=headers,
-        trusted=runtime.trusted_proxies,
+        trusted=trusted,
         cookie_header=headers.get("cookie"),
     )
 
@@ -125,7 +128,7 @@ async def _ingest(
     try:
         if request.method == "POST":
             exchange.body = await read_body(request, limit)
-        context = _context(request, runtime, exchange.received_at)
+        context = request_context(request, runtime.trusted_proxies, exchange.received_at)
         exchange.parsed = parse(request, exchange.body, context, runtime)
     except BodyTooLarge:
         answer = error_response(413, "body_too_large", f"limit is {limit} bytes")
