@@ -12,6 +12,9 @@ gateway and bare. The mix, modelled on shared/fixtures/ga4/real-hits.txt, per 16
 Reading it: MEDIANs over the rounds. "srv CPU": the server's CPU share (all threads); "others":
 what other processes took of CPU 0 meanwhile (noise; trust "hits/CPU-s" and its ratio then).
 "gen CPU" well under 100% and a small send lag: the generator is not the limit. RSS: VmRSS (VmHWM).
+
+``--stages`` adds, to the closed loop only, the apps of ``bench/stages.py``: the gateway's path cut
+after parsing, after mapping and after the queue's commit, each against the same bare app.
 """
 
 from __future__ import annotations
@@ -33,12 +36,9 @@ from urllib.parse import quote
 
 import httpx
 import uvloop
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 import servers
+import stages
 
 KINDS = {"P": "page_view", "V": "view_item", "C": "add_to_cart", "$": "purchase", "B": "batch"}
 ORDER = [KINDS[letter] for letter in "PVBPCPVBPPC$PBVP"]  # one cycle of 16 hits
@@ -177,12 +177,11 @@ def _round(closed: bool, port: int, pid: int, seconds: float, args: argparse.Nam
     return result | {"per_cpu": result["rate"] / max(server, 1e-9)}
 
 
-async def _answer_204(request: Request) -> Response:
-    await request.body()
-    return Response(status_code=204)
-
-
-BARE = Starlette(routes=[Route("/g/collect", _answer_204, methods=["GET", "POST"])])
+def _ratio(runs: dict[tuple[bool, str], list[Round]], name: str) -> tuple[float, float]:
+    """``name``'s closed-loop median hits/s and hits per CPU second, each over the bare app's."""
+    a, b = runs[(True, name)], runs[(True, "bare")]
+    rate, per_cpu = (median(r[k] for r in a) / median(r[k] for r in b) for k in ("rate", "per_cpu"))
+    return rate, per_cpu
 
 
 def _report(runs: dict[tuple[bool, str], list[Round]], memory: dict[str, str], rate: str) -> None:
@@ -197,9 +196,14 @@ def _report(runs: dict[tuple[bool, str], list[Round]], memory: dict[str, str], r
               f"{100 * med['gen_cpu']:>7.0f}%"
               f"{sum(r['bad'] for r in rounds):>7.0f}  {memory[name]}")  # fmt: skip
     if (True, "gateway") in runs:
-        for key, what in (("rate", "hits/s"), ("per_cpu", "hits per server CPU second")):
-            a, b = (median(r[key] for r in runs[(True, name)]) for name in ("gateway", "bare"))
-            print(f"ratio a/b, {what}: {a / b:.2f} [target >= 0.6: {a / b >= 0.6}]")
+        ratios = zip(("hits/s", "hits per server CPU second"), _ratio(runs, "gateway"), strict=True)
+        for what, ratio in ratios:
+            print(f"ratio a/b, {what}: {ratio:.2f} [target >= 0.6: {ratio >= 0.6}]")
+        shares = [(name, _ratio(runs, name)) for name in stages.STAGES if (True, name) in runs]
+        if shares:
+            print("stage / bare, hits/s (hits per CPU second): " + ", ".join(
+                f"{name} {rate:.2f} ({per_cpu:.2f})" for name, (rate, per_cpu) in shares
+            ))  # fmt: skip
     p99 = median(r["p99"] for r in runs[(False, "gateway")])
     lag = max(r["lag99"] for name in ("gateway", "bare") for r in runs[(False, name)])
     print(f"gateway p99 at {rate} hits/s: {p99:.2f} ms [target <= 20 ms: {p99 <= 20}]"
@@ -214,6 +218,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0, help="open loop, hits/s")
     parser.add_argument("--open-seconds", type=float, default=10.0, help="open-loop round")
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the gateway")
+    parser.add_argument(
+        "--stages", action="store_true", help="also the stage apps of bench/stages.py (closed loop)"
+    )
     args = parser.parse_args()
     os.sched_setaffinity(0, {LOAD_CPU})
     print(f"machine: {servers.machine()}")
@@ -222,11 +229,12 @@ def main() -> None:
     reqs = [_hit(k, rng, s) for rng in [random.Random(20250606)] for s in range(512) for k in ORDER]
     args.reqfile.write_bytes(b"\0".join(reqs) + b"\0")
     args.lua.write_text(LUA % args.reqfile)
-    cli, ports = [sys.executable, "-m", "tiktok_gateway"], servers.free_ports(3)
+    cli, ports = [sys.executable, "-m", "tiktok_gateway"], servers.free_ports(6)
     env = {"TIKTOK_PIXEL_CODE": "CBENCHINGEST", "TIKTOK_ACCESS_TOKEN": "bench-token"}
     env |= {"TIKTOK_API_URL": f"http://127.0.0.1:{ports[2]}", "GATEWAY_DATA_DIR": str(tmp / "q")}
     env |= dict(kv.split("=", 1) for kv in args.env)
     procs: dict[str, subprocess.Popen[bytes]] = {}
+    targets = {"gateway": ports[0], "bare": ports[1]}  # then the stages, in order
     runs: dict[tuple[bool, str], list[Round]] = {}
     modes = [True, False] if shutil.which("wrk") else [False]  # closed loop, open loop
     print("" if True in modes else "wrk is not installed: no closed loop (apt-get install wrk)")
@@ -235,21 +243,28 @@ def main() -> None:
         procs["tiktok"] = servers.start(sandbox, {"TOKEN": "bench-token"}, LOAD_CPU, log)
         gateway = [*cli, "serve", "--host", "127.0.0.1", "--port", str(ports[0])]
         procs["gateway"] = servers.start(gateway, env, SERVER_CPU, log)
-        bare = ["uvicorn", "--app-dir", str(Path(__file__).parent), "ingest:BARE", "--loop"]
+        bare = ["uvicorn", "--app-dir", str(Path(__file__).parent), "bare:BARE", "--loop"]
         bare += ["uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
         bare += ["--ws", "none", "--port", str(ports[1])]  # the gateway's settings
         procs["bare"] = servers.start([sys.executable, "-m", *bare], {}, SERVER_CPU, log)
+        for n, stage in enumerate(stages.STAGES if args.stages else ()):
+            app = [*bare[:3], f"stages:{stage.upper()}", *bare[4:-1], str(ports[3 + n])]
+            queue = {"GATEWAY_DATA_DIR": str(tmp / f"q-{stage}")}
+            procs[stage] = servers.start([sys.executable, "-m", *app], env | queue, SERVER_CPU, log)
+            targets[stage] = ports[3 + n]
         print(f"{len(reqs)} requests, 22 events per 16 hits; env: {env}")
         for closed in modes:
             for n in range(args.rounds + 1):  # round 0 (1 s) warms up and is not counted
-                for name, port in (("gateway", ports[0]), ("bare", ports[1])):
+                for name, port in targets.items():
+                    if not closed and name in stages.STAGES:  # the stages: throughput only
+                        continue
                     seconds = (args.seconds if closed else args.open_seconds) if n else 1.0
                     result = _round(closed, port, procs[name].pid, seconds, args)
                     if n:
                         runs.setdefault((closed, name), []).append(result)
                         shown = " ".join(f"{k}={v:,.2f}" for k, v in result.items())
                         print(f"  {['open', 'closed'][closed]} {n} {name}: {shown}", flush=True)
-        memory = {name: _memory(procs[name].pid) for name in ("gateway", "bare")}
+        memory = {name: _memory(procs[name].pid) for name in targets}
         ready = httpx.get(f"http://127.0.0.1:{ports[0]}/readyz", timeout=5).json()["queue"]
         print(f"gateway queue at the end: {ready}")
     finally:

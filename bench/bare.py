@@ -1,0 +1,20 @@
+"""The bare app ``bench/ingest.py`` measures the gateway against: reads the body, answers 204.
+
+A module of its own, importing nothing but Starlette, so the bare server's memory and start-up
+hold nothing of the benchmark or the gateway.
+"""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+
+async def _answer_204(request: Request) -> Response:
+    await request.body()
+    return Response(status_code=204)
+
+
+BARE = Starlette(routes=[Route("/g/collect", _answer_204, methods=["GET", "POST"])])
