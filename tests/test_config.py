@@ -25,7 +25,6 @@ def test_environment_describes_one_tag() -> None:
             "GATEWAY_PORT": "9090",
             "GATEWAY_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1",
             "GATEWAY_BATCH_MAX_WAIT_MS": "250",
-            "GATEWAY_COMMIT_WINDOW_MS": "0.5",
         }
     )
     (tag,) = config.tags
@@ -46,7 +45,6 @@ def test_environment_describes_one_tag() -> None:
     assert config.gateway.port == 9090
     assert config.gateway.trusted_proxies == ("10.0.0.0/8", "127.0.0.1")
     assert config.gateway.batch_max_wait_ms == 250
-    assert config.gateway.commit_window_ms == 0.5
 
 
 def test_secret_never_prints() -> None:
@@ -79,7 +77,6 @@ def test_no_pixel_means_placeholder() -> None:
         ({"TIKTOK_PHONE_REGION": "XX"}, "TIKTOK_PHONE_REGION"),
         ({"TIKTOK_PIXEL_CODE": "C 1;"}, "TIKTOK_PIXEL_CODE"),
         ({"GATEWAY_PORT": "http"}, "GATEWAY_PORT"),
-        ({"GATEWAY_COMMIT_WINDOW_MS": "250"}, "GATEWAY_COMMIT_WINDOW_MS"),
         ({"TIKTOK_ACCESS_TOKEN_FILE": "/nonexistent/token"}, "TIKTOK_ACCESS_TOKEN_FILE"),
     ],
 )

@@ -67,12 +67,6 @@ class GatewaySettings(_ExplicitSources):
     trusted_proxies: CommaList = Field(default=(), description="CIDRs whose XFF is trusted.")
     allowed_origins: CommaList = Field(default=(), description="CORS origins; empty: echo any.")
     batch_max_wait_ms: int = Field(default=1000, ge=0, description="Oldest event in a batch.")
-    commit_window_ms: float = Field(
-        default=2.0,
-        ge=0,
-        le=100,
-        description="An idle SQLite queue waits this long for more hits to share a commit.",
-    )
     max_body_bytes: int = Field(default=1_000_000, gt=0, description="Larger bodies get 413.")
     cookie_domain: str = Field(default="", description="Domain of the ttclid cookie.")
     mp_api_secrets: dict[str, SecretStr] = Field(

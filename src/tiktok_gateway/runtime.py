@@ -102,10 +102,7 @@ async def start_runtime(
 
     ``sandbox`` receives the token-less tags' requests; one is created when needed and not given.
     """
-    gateway = config.gateway
-    queue = queue or await open_queue(
-        gateway.resolved_queue_url, clock=clock, commit_window=gateway.commit_window_ms / 1000
-    )
+    queue = queue or await open_queue(config.gateway.resolved_queue_url, clock=clock)
     if warning := durability_warning(queue):
         log.warning("queue_not_durable", detail=warning)
     targets = delivery_targets(config.tags)
@@ -127,6 +124,7 @@ async def start_runtime(
     runtime.telemetry.set_secrets(config_secrets(config))  # masked in every log line
     if config.gateway.debug:  # off: /debug answers 404, so nothing need be recorded per hit
         runtime.observers.add(runtime.debug)
+    gateway = config.gateway
     runtime.worker = DeliveryWorker(
         queue,
         targets,

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests import redis_server
 from tests.harness import HIT, config_of, run, running
 from tiktok_gateway import app as app_module
-from tiktok_gateway.app import create_app
 from tiktok_gateway.delivery.envelope import Envelope
 from tiktok_gateway.queue.redis_streams import RedisStreamsQueue
-from tiktok_gateway.queue.sqlite import SQLiteQueue
 
 
 async def queued_events(queue: Any) -> list[Envelope]:
@@ -312,30 +308,5 @@ def test_sandbox_is_mounted_when_no_token() -> None:
             assert (await gw.client.get("/sandbox/events", headers=bearer)).status_code == 200
         async with running(config_of({"TIKTOK_ACCESS_TOKEN": "tok"})) as gw:
             assert (await gw.client.get("/sandbox/events")).status_code == 404
-
-    run(scenario())
-
-
-def test_hits_a_moment_apart_share_the_commit_window_serve_configures(tmp_path: Path) -> None:
-    """``GATEWAY_COMMIT_WINDOW_MS`` reaches the SQLite queue the app opens: three hits 20 ms
-    apart share one commit (without the window each would commit alone), each answered 204."""
-    environ = {"GATEWAY_DATA_DIR": str(tmp_path), "GATEWAY_COMMIT_WINDOW_MS": "100"}
-    app = create_app(config_of(environ), run_worker=False)
-
-    async def scenario() -> None:
-        transport = httpx.ASGITransport(app=app)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=transport, base_url="https://shop.example.com") as client,
-        ):
-            answers = []
-            for _ in range(3):
-                answers.append(asyncio.create_task(client.get(f"/g/collect?{HIT}")))
-                await asyncio.sleep(0.02)
-            assert [answer.status_code for answer in await asyncio.gather(*answers)] == [204] * 3
-            queue = app.state.runtime.queue
-            assert isinstance(queue, SQLiteQueue)
-            assert queue.commits == 1
-            assert len(await queued_events(queue)) == 3
 
     run(scenario())

@@ -16,7 +16,6 @@ import pytest
 from tests.fakes import FakeClock
 from tiktok_gateway.queue import sqlite as sqlite_module
 from tiktok_gateway.queue.base import DeadLetter, NewItem, QueueStats
-from tiktok_gateway.queue.factory import open_queue
 from tiktok_gateway.queue.sqlite import _STATS, SQLiteQueue
 
 
@@ -62,29 +61,6 @@ def test_close_commits_pending_puts_and_then_refuses_work(tmp_path: Path) -> Non
             await queue.stats()
         queue = await SQLiteQueue.open(tmp_path / "q.db")
         assert (await queue.stats()).depth == 10
-        await queue.close()
-
-    asyncio.run(main())
-
-
-@pytest.mark.parametrize("window", [0.0, 0.3])
-def test_an_idle_queue_waits_its_commit_window_for_more_puts(tmp_path: Path, window: float) -> None:
-    """Puts 20 ms apart: without a window the first commits alone; within one, all commit
-    together (the window set through ``open_queue``, as ``serve`` opens its queue)."""
-
-    async def main() -> None:
-        queue = await open_queue(f"sqlite:///{tmp_path / 'q.db'}", commit_window=window)
-        assert isinstance(queue, SQLiteQueue)
-        puts = []
-        for n in range(5):
-            puts.append(asyncio.create_task(queue.put([NewItem("g", b"%d" % n)])))
-            await asyncio.sleep(0.02)
-        await asyncio.gather(*puts)
-        if window:
-            assert queue.commits == 1
-        else:
-            assert queue.commits >= 2
-        assert (await queue.stats()).depth == 5
         await queue.close()
 
     asyncio.run(main())

@@ -44,16 +44,13 @@ def check_queue_url(url: str) -> None:
             raise ValueError(f"not a usable Redis URL: {error}") from None
 
 
-async def open_queue(url: str, *, clock: Clock = wall_clock, commit_window: float = 0.0) -> Queue:
+async def open_queue(url: str, *, clock: Clock = wall_clock) -> Queue:
     """The queue for ``url``; ``ConfigError`` naming ``queue_url`` for an unknown scheme.
 
-    ``commit_window``: seconds an idle SQLite queue waits for more puts to share a commit
-    (``SQLiteQueue``); the other queues have none. Raises ``QueueUnavailable`` when a Redis
-    queue's server does not answer.
+    Raises ``QueueUnavailable`` when a Redis queue's server does not answer.
     """
     if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///"))
-        return await SQLiteQueue.open(path, clock=clock, commit_window=commit_window)
+        return await SQLiteQueue.open(Path(url.removeprefix("sqlite:///")), clock=clock)
     if url.startswith(("redis://", "rediss://")):
         return await RedisStreamsQueue.open(url, clock=clock)
     if url == "memory://":

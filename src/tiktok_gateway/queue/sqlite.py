@@ -268,13 +268,10 @@ def _dead_letters(limit: int, conn: sqlite3.Connection) -> list[DeadRecord]:
 class SQLiteQueue:
     """The ``Queue`` contract on one SQLite file (layout above). Create it with ``open``.
 
-    ``put`` is group-committed: the puts that arrive while a commit runs, or within
-    ``commit_window`` seconds of the first put to an idle queue, share the next transaction and
-    its one fsync; each caller returns once that commit is done, or raises its error. Under
-    load the puts that arrive during one commit already fill the next, so the window only
-    matters at moderate rates: ``serve`` uses 2 ms (``GATEWAY_COMMIT_WINDOW_MS``), which at
-    1,000 hits/s cut the gateway's CPU per hit by a fifth or more (docs/performance.md). 0 here:
-    tests and tools commit at once. ``commits`` counts the
+    ``put`` is group-committed: the puts that arrive while a commit runs (or within
+    ``commit_window`` seconds of an idle queue; 0 by default, since under load the puts that
+    arrive during one fsync already fill the next) share the next transaction and its one fsync;
+    each caller returns once that commit is done, or raises its error. ``commits`` counts the
     write transactions this object committed, for tests and benchmarks.
     """
 
