@@ -12,7 +12,7 @@ import pytest
 from tests.harness import config_of, running
 from tiktok_gateway.admin.auth import COOKIE_NAME, session_value
 from tiktok_gateway.delivery.envelope import Envelope
-from tiktok_gateway.delivery.worker import PauseState
+from tiktok_gateway.delivery.worker import BackoffState, PauseState
 from tiktok_gateway.queue.base import DeadLetter, NewItem, Queue
 
 TOKEN = "admin-secret-token-123"
@@ -119,12 +119,13 @@ async def dead_letter(queue: Queue, event: dict[str, Any], tag: str = "default")
     return (await queue.dead_letters())[0].id  # the most recent first
 
 
-def test_queue_state_lists_paused_tags() -> None:
+def test_queue_state_lists_paused_and_backing_off_tags() -> None:
     async def scenario() -> None:
         async with running(config_of(ADMIN)) as gateway:
             worker = gateway.runtime.worker
             assert worker is not None
             worker.paused["default"] = PauseState("unauthorized", 40105, "bad token", 1.0, 61.0)
+            worker.backing_off["default"] = BackoffState("throttled", 2, 5.0, 9.5)
             body = (await gateway.client.get("/admin/queue", headers=BEARER)).json()
             assert body["depth"] == 0
             assert body["dead_letters"] == 0
@@ -136,6 +137,15 @@ def test_queue_state_lists_paused_tags() -> None:
                     "message": "bad token",
                     "since": 1.0,
                     "probe_at": 61.0,
+                }
+            ]
+            assert body["backing_off"] == [
+                {
+                    "tag": "default",
+                    "reason": "throttled",
+                    "failures": 2,
+                    "since": 5.0,
+                    "retry_at": 9.5,
                 }
             ]
 

@@ -235,6 +235,104 @@ def test_connection_errors_are_retried() -> None:
     scenario(body, respond)
 
 
+def test_an_outage_holds_the_tag_back_and_one_probe_goes_out_per_back_off() -> None:
+    up = False
+
+    def respond(body: Body) -> httpx.Response:
+        return answer() if up or body["event_source_id"] != "PIXEL1" else answer(status=503)
+
+    async def body(rig: Rig) -> None:
+        nonlocal up
+        await rig.put(5)
+        await rig.put(2, tag="free", first=100)  # another tag keeps going
+        await rig.worker.drain()
+        state = rig.worker.backing_off["shop"]
+        assert (state.reason, state.failures, state.since) == ("server_error", 1, rig.clock.now)
+        assert rig.clock.now <= state.retry_at < rig.clock.now + 1  # base * 2**0, jittered
+        assert "free" not in rig.worker.backing_off
+        assert len(rig.tiktok.requests) == 2
+        await rig.put(5, first=5)  # new events during the outage wait in the queue
+        await rig.worker.drain()
+        assert len(rig.tiktok.requests) == 2
+        for failures in range(2, 6):  # one probe per back-off, carrying every event that is due
+            rig.clock.advance(rig.worker.backing_off["shop"].retry_at - rig.clock.now)
+            await rig.worker.drain()
+            assert len(rig.tiktok.requests) == failures + 1
+            state = rig.worker.backing_off["shop"]
+            assert state.failures == failures
+            assert state.retry_at - rig.clock.now < 2 ** (failures - 1)
+        assert len(rig.tiktok.bodies[-1]["data"]) >= 5  # the new events at least
+        up = True
+        rig.clock.advance(300)
+        await rig.worker.drain()
+        assert rig.worker.backing_off == {}
+        assert (await rig.queue.stats()).depth == 0
+        assert len(rig.tiktok.requests) == 7  # 2, four failed probes, the one delivered
+
+    scenario(body, respond, max_events=1000)
+
+
+def test_new_events_wait_for_retry_after_of_a_throttled_tag() -> None:
+    answers = iter([answer(status=429, headers={"Retry-After": "120"}), answer()])
+
+    async def body(rig: Rig) -> None:
+        await rig.put(1)
+        await rig.worker.drain()
+        await rig.put(3, first=1)
+        rig.clock.advance(119)
+        await rig.worker.drain()
+        assert len(rig.tiktok.requests) == 1
+        rig.clock.advance(1)
+        await rig.worker.drain()
+        assert len(rig.tiktok.requests) == 2
+        assert len(rig.tiktok.bodies[-1]["data"]) == 4
+        assert (await rig.queue.stats()).depth == 0
+
+    scenario(body, lambda _: next(answers))
+
+
+def test_a_probe_that_ends_without_an_answer_does_not_hold_the_tag_forever() -> None:
+    answers = iter([answer(status=500)])
+
+    def respond(body: Body) -> httpx.Response:
+        response = next(answers, None)
+        if response is None:  # a bug while sending: the worker logs it, releases the batch
+            raise RuntimeError("boom")
+        return response
+
+    async def body(rig: Rig) -> None:
+        nonlocal answers
+        await rig.put(1)
+        await rig.worker.drain()
+        rig.clock.advance(1)
+        await rig.worker.drain()  # the probe fails without an answer: a failed probe
+        assert len(rig.tiktok.requests) == 2
+        state = rig.worker.backing_off["shop"]
+        assert (state.failures, state.probing) == (2, False)
+        answers = iter([answer()])
+        rig.clock.advance(2)
+        await rig.worker.drain()  # the next batch probes, and is delivered
+        assert len(rig.tiktok.requests) == 3
+        assert rig.worker.backing_off == {}
+        assert (await rig.queue.stats()).depth == 0
+
+    scenario(body, respond)
+
+
+def test_a_code_retried_only_a_few_times_does_not_hold_the_tag() -> None:
+    answers = iter([answer(45678, "new"), answer()])
+
+    async def body(rig: Rig) -> None:
+        await rig.put(1)
+        await rig.worker.drain()
+        await rig.put(1, first=1)
+        await rig.worker.drain()  # sent at once: the unknown code may concern that batch only
+        assert len(rig.tiktok.requests) == 2
+        assert rig.worker.backing_off == {}
+
+    scenario(body, lambda _: next(answers))
+
+
 def test_partial_success_is_delivered_and_reported() -> None:
     def respond(body: Body) -> httpx.Response:
         data = {"failed_events": [{"index": 1}]}

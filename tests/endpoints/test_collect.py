@@ -13,6 +13,7 @@ from tests import redis_server
 from tests.harness import HIT, config_of, run, running
 from tiktok_gateway import app as app_module
 from tiktok_gateway.delivery.envelope import Envelope
+from tiktok_gateway.delivery.worker import BackoffState
 from tiktok_gateway.queue.redis_streams import RedisStreamsQueue
 
 
@@ -272,6 +273,13 @@ def test_health_and_readiness() -> None:
             assert ready.json()["queue"]["depth"] == 0
             await gw.client.get(f"/g/collect?{HIT}")
             assert (await gw.client.get("/readyz")).json()["queue"]["depth"] == 1
+            assert "backing_off" not in ready.json()
+            worker = gw.runtime.worker
+            assert worker is not None
+            worker.backing_off["default"] = BackoffState("timeout", 4, 0.0, 1e12)
+            ready = await gw.client.get("/readyz")  # TikTok's trouble, not this process's
+            assert (ready.status_code, ready.json()["problems"]) == (200, [])
+            assert ready.json()["backing_off"] == {"default": "timeout: 4 failed requests in a row"}
 
     run(scenario())
 

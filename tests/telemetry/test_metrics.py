@@ -9,7 +9,7 @@ from tests.harness import config_of, running
 from tests.telemetry.helpers import HIT, run, scrape
 from tiktok_gateway.delivery.envelope import group_of
 from tiktok_gateway.delivery.ledger import DeliveryResult
-from tiktok_gateway.delivery.worker import PauseState
+from tiktok_gateway.delivery.worker import BackoffState, PauseState
 from tiktok_gateway.errors import LineError
 from tiktok_gateway.observe import HitRecord
 from tiktok_gateway.queue.base import NewItem
@@ -164,7 +164,7 @@ def test_dead_letters_gauge_and_unreadable_items() -> None:
     run(scenario())
 
 
-def test_paused_tags_show_at_scrape_time() -> None:
+def test_paused_and_backing_off_tags_show_at_scrape_time() -> None:
     async def scenario() -> None:
         async with running() as gw:
             worker = gw.runtime.worker
@@ -174,6 +174,9 @@ def test_paused_tags_show_at_scrape_time() -> None:
             assert metrics("gateway_tag_paused", tag="default") == 1
             del worker.paused["default"]
             assert (await scrape(gw.client))("gateway_tag_paused", tag="default") == 0
+            assert metrics("gateway_tag_backing_off", tag="default") == 0
+            worker.backing_off["default"] = BackoffState("server_error", 3, 0.0, 1e12)
+            assert (await scrape(gw.client))("gateway_tag_backing_off", tag="default") == 1
 
     run(scenario())
 

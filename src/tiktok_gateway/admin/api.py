@@ -1,7 +1,8 @@
 """The admin API (SPEC 10.1), behind ``admin.auth``: queue state, dead letters, replay.
 
 - ``GET /admin/queue``: ``{"depth", "leased", "oldest_age_seconds", "dead_letters",
-  "paused": [{"tag", "reason", "code", "message", "since", "probe_at"}]}`` (times: unix s).
+  "paused": [{"tag", "reason", "code", "message", "since", "probe_at"}],
+  "backing_off": [{"tag", "reason", "failures", "since", "retry_at"}]}`` (times: unix s).
 - ``GET /admin/dead-letters?limit=N`` (1..1000, default 100): ``{"dead_letters": [...]}``,
   most recent first; each ``{"id", "tag", "pixel", "test_event_code", "event_name",
   "event_id", "event", "reason", "code", "message", "request_id", "attempts", "enqueued_at",
@@ -88,6 +89,7 @@ async def queue_state(request: Request, grant: Grant) -> Response:
     except Exception as exc:  # storage trouble is a 503, never a 500
         return _unavailable(exc)
     paused = runtime.worker.paused if runtime.worker is not None else {}
+    backing_off = runtime.worker.backing_off if runtime.worker is not None else {}
     return json_answer(
         {
             **stats.to_json(),
@@ -101,6 +103,16 @@ async def queue_state(request: Request, grant: Grant) -> Response:
                     "probe_at": state.probe_at,
                 }
                 for tag, state in sorted(paused.items())
+            ],
+            "backing_off": [
+                {
+                    "tag": tag,
+                    "reason": state.reason,
+                    "failures": state.failures,
+                    "since": state.since,
+                    "retry_at": state.retry_at,
+                }
+                for tag, state in sorted(backing_off.items())
             ],
         }
     )

@@ -20,7 +20,9 @@ async def readyz(request: Request) -> JSONResponse:
     """200 when the queue answers and no tag is paused; else 503 with the reasons.
 
     A paused tag (TikTok refused its token or pixel permission) is a configuration problem the
-    operator must fix; its events stay queued meanwhile.
+    operator must fix; its events stay queued meanwhile. A tag backing off (TikTok or the
+    network failing its requests) is not this process's problem: it stays ready, so a load
+    balancer keeps sending hits, and the body lists the tag under ``backing_off``.
     """
     runtime = runtime_of(request)
     problems: list[str] = []
@@ -36,6 +38,12 @@ async def readyz(request: Request) -> JSONResponse:
     if runtime.worker is not None:
         for tag, state in runtime.worker.paused.items():
             problems.append(f"tag {tag} paused: TikTok code {state.code}: {state.message}")
+        backing_off = runtime.worker.backing_off.items()
+        if backing_off:
+            body["backing_off"] = {
+                tag: f"{state.reason}: {state.failures} failed requests in a row"
+                for tag, state in sorted(backing_off)
+            }
     body["status"] = "unready" if problems else "ready"
     body["problems"] = problems
     return JSONResponse(body, status_code=503 if problems else 200)

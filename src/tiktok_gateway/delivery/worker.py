@@ -10,6 +10,13 @@ on the outcome (Delivered, Retry, Reject, Pause, Split). A rejected batch is nar
 the bad events (by TikTok's ``Batch.<i>`` index, else by bisection) so the good ones still go
 out. A tag whose token or permission is wrong is paused: its events stay queued, untouched,
 and one batch probes TikTok every ``policy.probe_interval`` seconds until one is delivered.
+
+A tag whose request failed for TikTok's or the network's sake (throttled, 5xx, timeout, no
+connection: ``Retry.holds_tag``) backs off as a whole: besides each event's own retry delay, none
+of its events is leased until the tag's back-off delay has passed (exponential with full jitter
+by consecutive failures, never under Retry-After), then one batch probes; the first answer that
+is not such a failure ends the back-off. So an outage costs one request per back-off interval,
+not one per batch and retry, and new events wait in the queue instead of failing one by one.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from tiktok_gateway.tags.tiktok.client import post_batch
 from tiktok_gateway.tags.tiktok.payload import MAX_BATCH_EVENTS
 from tiktok_gateway.tags.tiktok.settings import TikTokTagSettings
 
-__all__ = ["DEFAULT_POLICY", "DeliveryResult", "DeliveryWorker", "PauseState"]
+__all__ = ["DEFAULT_POLICY", "BackoffState", "DeliveryResult", "DeliveryWorker", "PauseState"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +58,18 @@ class PauseState:
     message: str
     since: float
     probe_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class BackoffState:
+    """A tag backing off: why, how many requests failed in a row, since when, and when the next
+    probe may go out (clock times); ``probing`` while that probe is out."""
+
+    reason: str
+    failures: int
+    since: float
+    retry_at: float
+    probing: bool = False
 
 
 class DeliveryWorker:
@@ -86,6 +105,7 @@ class DeliveryWorker:
         self._poll_interval = poll_interval
         self._ledger = Ledger(queue, on_result)  # what we hold, and how each item ended
         self.paused: dict[str, PauseState] = {}
+        self.backing_off: dict[str, BackoffState] = {}
         # Queue groups seen per tag: a paused tag's groups are left out of leases.
         self._groups = {
             name: {group_of(name, None), group_of(name, s.test_event_code or None)}
@@ -124,8 +144,8 @@ class DeliveryWorker:
     async def drain(self) -> None:
         """Send everything available now, at once, and wait until it is finished (tests).
 
-        Never sleeps: events nacked with a delay, and paused tags, stay in the queue until the
-        clock passes their time and ``drain()`` is called again."""
+        Never sleeps: events nacked with a delay, and paused or backing-off tags, stay in the
+        queue until the clock passes their time and ``drain()`` is called again."""
         while True:
             leased, _ = await self._step(force=True)
             if self._tasks:
@@ -173,7 +193,7 @@ class DeliveryWorker:
         self._wake.clear()
         self._launch()
         leased, room = 0, self._lease_limit - self._batcher.pending
-        if not self._stopping and not self._outbox and room > 0:
+        if not self._stopping and not self._outbox and room > 0 and not self._all_held():
             items = await self._queue.lease(room, self._lease_seconds, self._excluded())
             leased = len(items)
             await self._accept(items)
@@ -193,8 +213,27 @@ class DeliveryWorker:
 
     def _excluded(self) -> list[str]:
         now = self._clock()
-        paused = (tag for tag, state in self.paused.items() if now < state.probe_at)
-        return [group for tag in paused for group in self._groups.get(tag, ())]
+        held = [tag for tag in {*self.paused, *self.backing_off} if self._held(tag, now)]
+        return [group for tag in held for group in self._groups.get(tag, ())]
+
+    def _all_held(self) -> bool:
+        """Whether every configured tag is paused or backing off: nothing may be leased now.
+
+        Then the worker does not ask the queue at all: a lease that excludes groups still reads
+        past their available items, every poll (an outage's whole backlog, ten times a second).
+        """
+        now = self._clock()
+        return all(self._held(tag, now) for tag in self._tags)
+
+    def _held(self, tag: str, now: float) -> bool:
+        """Whether ``tag``'s events must not be leased now (paused, or backing off)."""
+        paused = self.paused.get(tag)
+        return (paused is not None and now < paused.probe_at) or self._waiting(tag, now)
+
+    def _waiting(self, tag: str, now: float) -> bool:
+        """Whether ``tag`` backs off now: before its retry time, or while its probe is out."""
+        state = self.backing_off.get(tag)
+        return state is not None and (state.probing or now < state.retry_at)
 
     async def _accept(self, items: Sequence[LeasedItem]) -> None:
         now = self._clock()
@@ -234,6 +273,7 @@ class DeliveryWorker:
 
     async def _deliver(self, batch: Batch) -> None:
         """Send one batch and every sub-batch it turns into (split, bisection)."""
+        probe = False
         try:
             if batch.tag not in self._tags:  # removed from the configuration since the lease
                 gone = Reject(None, f"tag {batch.tag!r} is not configured", scope="batch")
@@ -247,22 +287,35 @@ class DeliveryWorker:
                     return
                 # This batch is the probe; the next one waits another interval.
                 self.paused[batch.tag] = replace(state, probe_at=now + self._policy.probe_interval)
+            backoff = self.backing_off.get(batch.tag)
+            if backoff is not None:
+                if self._waiting(batch.tag, now):  # leased before the back-off, or a probe is out
+                    await self._ledger.release(batch.ids)
+                    return
+                # This batch is the probe; the tag's other batches wait for its answer.
+                self.backing_off[batch.tag] = replace(backoff, probing=True)
+                probe = True
             work = [batch]
-            paused = False
+            stop = False
             while work:
                 part = work.pop()
-                if paused:
+                if stop:  # the tag paused or backs off: the rest waits in the queue
                     await self._ledger.release(part.ids)
                     continue
                 outcome, latency = await self._post(part)
-                paused = isinstance(outcome, Pause)
                 work.extend(reversed(await self._act(part, outcome, latency)))
+                stop = isinstance(outcome, Pause) or self._waiting(batch.tag, self._clock())
         except Exception:
             log.exception(
                 "delivery of a batch of tag %s failed; its events are released", batch.tag
             )
             with contextlib.suppress(Exception):
                 await self._ledger.release(batch.ids)
+        finally:
+            backoff = self.backing_off.get(batch.tag)
+            if probe and backoff is not None and backoff.probing:
+                # The probe ended without an answer (a bug, shutdown): it failed; wait again.
+                self._back_off(batch.tag, Retry(None, backoff.reason))
 
     async def _post(self, batch: Batch) -> tuple[Outcome, float]:
         settings = self._tags[batch.tag]
@@ -275,6 +328,10 @@ class DeliveryWorker:
 
     async def _act(self, batch: Batch, outcome: Outcome, latency: float) -> list[Batch]:
         """Finish the batch's items as ``outcome`` says; returns sub-batches to send next."""
+        if isinstance(outcome, Retry) and outcome.holds_tag:
+            self._back_off(batch.tag, outcome)
+        elif self.backing_off.pop(batch.tag, None) is not None:  # TikTok answered
+            log.warning("tag %s: TikTok answers again; back-off ended", batch.tag)
         if isinstance(outcome, Delivered):
             await self._ledger.ack(batch, outcome, latency)
             if self.paused.pop(batch.tag, None) is not None:
@@ -307,6 +364,25 @@ class DeliveryWorker:
             self._ledger.report(batch, "bisect", outcome, latency)
             return list(batch.halves())
         return []
+
+    def _back_off(self, tag: str, outcome: Retry) -> None:
+        """Hold ``tag`` back after a failed request: the first failure, or its probe's."""
+        now = self._clock()
+        state = self.backing_off.get(tag)
+        if state is not None and not state.probing and now < state.retry_at:
+            return  # a request sent before the back-off began: the back-off stands
+        failures = state.failures + 1 if state is not None else 1
+        delay = self._policy.delay(failures - 1, self._rng.random, outcome.after)
+        since = state.since if state is not None else now
+        self.backing_off[tag] = BackoffState(outcome.reason, failures, since, now + delay)
+        if state is None:
+            log.warning(
+                "tag %s backs off: %s (%s); one probe in %.1f s",
+                tag,
+                outcome.reason,
+                outcome.message,
+                delay,
+            )
 
     async def _retry(self, batch: Batch, outcome: Retry, latency: float) -> None:
         now = self._clock()

@@ -254,6 +254,11 @@ class Telemetry:
         self.tag_paused = self._gauge(
             "gateway_tag_paused", "1 while TikTok refuses a tag's token or permission.", ("tag",)
         )
+        self.tag_backing_off = self._gauge(
+            "gateway_tag_backing_off",
+            "1 while a tag waits after TikTok or the network failed its requests.",
+            ("tag",),
+        )
         for source in SOURCES:
             self.events_received.labels(source)
             for outcome in HIT_OUTCOMES:
@@ -376,9 +381,11 @@ class Telemetry:
             self.dead_letters.set(stats.dead)
         worker = runtime.worker
         paused = set(worker.paused) if worker is not None else set()
+        backing_off = set(worker.backing_off) if worker is not None else set()
         self.in_flight.set(worker.in_flight if worker is not None else 0)
-        for tag in set(runtime.delivery_tags) | paused:
+        for tag in set(runtime.delivery_tags) | paused | backing_off:
             self.tag_paused.labels(tag).set(1 if tag in paused else 0)
+            self.tag_backing_off.labels(tag).set(1 if tag in backing_off else 0)
             self.events_mapped.labels(tag)  # every configured tag shows, 0 until it maps one
 
     async def scrape(self, runtime: Runtime) -> bytes:

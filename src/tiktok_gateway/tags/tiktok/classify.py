@@ -140,6 +140,13 @@ class Retry:
     max_attempts: int | None = None
     request_id: str = ""
 
+    @property
+    def holds_tag(self) -> bool:
+        """Whether TikTok or the network failed (throttled, 5xx, timeout, no connection), not
+        this batch: then the tag's other events wait too. A code retried only a few times
+        (``max_attempts``: one TikTok does not document) may concern this batch alone."""
+        return self.max_attempts is None
+
 
 @dataclass(frozen=True, slots=True)
 class Reject:
