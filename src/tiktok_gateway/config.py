@@ -90,7 +90,10 @@ class GatewaySettings(_ExplicitSources):
         default=7 * 24 * 3600.0, gt=0, description="Failing events older than this: dead letters."
     )
     probe_interval_seconds: float = Field(
-        default=60.0, gt=0, description="Between probes of a paused tag (bad token, permission)."
+        default=60.0,
+        gt=0,
+        description="Between probes of a paused tag (bad token, permission); the longest wait"
+        " between probes of a tag backing off (TikTok or the network failing).",
     )
 
     @field_validator("mp_api_secrets", mode="before")

@@ -12,6 +12,7 @@ import httpx
 from pydantic import SecretStr
 
 from tests.fakes import FakeClock
+from tiktok_gateway.delivery.backoff import BackoffPolicy
 from tiktok_gateway.delivery.envelope import Envelope
 from tiktok_gateway.delivery.worker import DeliveryResult, DeliveryWorker
 from tiktok_gateway.queue.base import LeasedItem, NewItem
@@ -270,6 +271,23 @@ def test_an_outage_holds_the_tag_back_and_one_probe_goes_out_per_back_off() -> N
         assert len(rig.tiktok.requests) == 7  # 2, four failed probes, the one delivered
 
     scenario(body, respond, max_events=1000)
+
+
+def test_a_long_outage_is_probed_at_least_every_probe_interval() -> None:
+    async def body(rig: Rig) -> None:
+        await rig.put(1)
+        await rig.worker.drain()
+        for failures in range(2, 12):  # 2**10 s would be far above both caps
+            rig.clock.advance(rig.worker.backing_off["shop"].retry_at - rig.clock.now)
+            await rig.put(1, first=failures)  # traffic goes on: the probe has an event to carry
+            await rig.worker.drain()
+            state = rig.worker.backing_off["shop"]
+            assert state.failures == failures
+            assert state.retry_at - rig.clock.now <= 5
+
+    policy = BackoffPolicy(base=1.0, cap=300.0, probe_interval=5.0)
+    tiktok = scenario(body, lambda _: answer(status=502), policy=policy)
+    assert len(tiktok.requests) == 11
 
 
 def test_new_events_wait_for_retry_after_of_a_throttled_tag() -> None:

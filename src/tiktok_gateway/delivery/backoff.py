@@ -44,7 +44,8 @@ class BackoffPolicy:
 
     ``base``/``cap``: seconds of ``compute_backoff``; ``expiry``: age (since the event was
     queued) after which a failing event is dead-lettered as ``expired`` instead of retried;
-    ``probe_interval``: seconds between two probes of a paused tag.
+    ``probe_interval``: seconds between two probes of a paused tag, and the longest wait between
+    two probes of a tag backing off (so a recovered TikTok is noticed within it).
     """
 
     base: float = 1.0
@@ -61,4 +62,17 @@ class BackoffPolicy:
         """``compute_backoff`` with this policy's base and cap."""
         return compute_backoff(
             attempt, base=self.base, cap=self.cap, rng=rng, retry_after=retry_after
+        )
+
+    def probe_delay(
+        self,
+        failures: int,
+        rng: Callable[[], float],
+        retry_after: float | None = None,
+    ) -> float:
+        """Seconds a tag backs off after ``failures`` failed requests in a row (1 or more):
+        ``compute_backoff`` capped at ``probe_interval`` as well (Retry-After still wins)."""
+        cap = min(self.cap, self.probe_interval)
+        return compute_backoff(
+            failures - 1, base=self.base, cap=cap, rng=rng, retry_after=retry_after
         )

@@ -14,9 +14,10 @@ and one batch probes TikTok every ``policy.probe_interval`` seconds until one is
 A tag whose request failed for TikTok's or the network's sake (throttled, 5xx, timeout, no
 connection: ``Retry.holds_tag``) backs off as a whole: besides each event's own retry delay, none
 of its events is leased until the tag's back-off delay has passed (exponential with full jitter
-by consecutive failures, never under Retry-After), then one batch probes; the first answer that
-is not such a failure ends the back-off. So an outage costs one request per back-off interval,
-not one per batch and retry, and new events wait in the queue instead of failing one by one.
+by consecutive failures, at most ``policy.probe_interval``, never under Retry-After), then one
+batch probes; the first answer that is not such a failure ends the back-off. So an outage costs
+one request per back-off interval, not one per batch and retry, and new events wait in the queue
+instead of failing one by one.
 """
 
 from __future__ import annotations
@@ -372,7 +373,7 @@ class DeliveryWorker:
         if state is not None and not state.probing and now < state.retry_at:
             return  # a request sent before the back-off began: the back-off stands
         failures = state.failures + 1 if state is not None else 1
-        delay = self._policy.delay(failures - 1, self._rng.random, outcome.after)
+        delay = self._policy.probe_delay(failures, self._rng.random, outcome.after)
         since = state.since if state is not None else now
         self.backing_off[tag] = BackoffState(outcome.reason, failures, since, now + delay)
         if state is None:
