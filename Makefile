@@ -59,7 +59,7 @@ bench: install
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/mapping.py
 	$(BIN)/python bench/queue_commit.py
-	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/ingest.py --stages
 	$(BIN)/python bench/delivery.py
 
 clean: pure
