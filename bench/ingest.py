@@ -15,6 +15,9 @@ what other processes took of CPU 0 meanwhile (noise; trust "hits/CPU-s" and its 
 
 ``--stages`` adds, to the closed loop only, the apps of ``bench/stages.py``: the gateway's path cut
 after parsing, after mapping and after the queue's commit, each against the same bare app.
+``--compare KEY=VALUE`` adds a second gateway with other settings to every round, for an A/B that
+this machine's drift cannot fake (whole runs one after the other can differ by 2x here). Both
+deliver to the one sandbox, so each gateway's last second of delivery falls into the other's round.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ ORDER = [KINDS[letter] for letter in "PVBPCPVBPPC$PBVP"]  # one cycle of 16 hits
 UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko)"
 UAFVL = "Chromium%3B136.0.7103.114%7CGoogle%2520Chrome%3B136.0.7103.114%7CNot.A%252FBrand%3B99"
 SERVER_CPU, LOAD_CPU = 0, 1
+COMPARED = "gateway-b"  # the second gateway of --compare
 Round = dict[str, float]
 
 
@@ -177,9 +181,11 @@ def _round(closed: bool, port: int, pid: int, seconds: float, args: argparse.Nam
     return result | {"per_cpu": result["rate"] / max(server, 1e-9)}
 
 
-def _ratio(runs: dict[tuple[bool, str], list[Round]], name: str) -> tuple[float, float]:
-    """``name``'s closed-loop median hits/s and hits per CPU second, each over the bare app's."""
-    a, b = runs[(True, name)], runs[(True, "bare")]
+def _ratio(
+    runs: dict[tuple[bool, str], list[Round]], name: str, base: str = "bare", closed: bool = True
+) -> tuple[float, float]:
+    """``name``'s median hits/s and hits per CPU second, each over ``base``'s (same loop)."""
+    a, b = runs[(closed, name)], runs[(closed, base)]
     rate, per_cpu = (median(r[k] for r in a) / median(r[k] for r in b) for k in ("rate", "per_cpu"))
     return rate, per_cpu
 
@@ -204,6 +210,11 @@ def _report(runs: dict[tuple[bool, str], list[Round]], memory: dict[str, str], r
             print("stage / bare, hits/s (hits per CPU second): " + ", ".join(
                 f"{name} {rate:.2f} ({per_cpu:.2f})" for name, (rate, per_cpu) in shares
             ))  # fmt: skip
+    if (False, COMPARED) in runs:
+        speed = _ratio(runs, COMPARED, "gateway")[0] if (True, COMPARED) in runs else float("nan")
+        thrift = _ratio(runs, COMPARED, "gateway", closed=False)[1]
+        print(f"{COMPARED} / gateway: hits/s (closed loop) {speed:.2f}, "
+              f"hits per CPU second at {rate}/s {thrift:.2f}")  # fmt: skip
     p99 = median(r["p99"] for r in runs[(False, "gateway")])
     lag = max(r["lag99"] for name in ("gateway", "bare") for r in runs[(False, name)])
     print(f"gateway p99 at {rate} hits/s: {p99:.2f} ms [target <= 20 ms: {p99 <= 20}]"
@@ -221,6 +232,14 @@ def main() -> None:
     parser.add_argument(
         "--stages", action="store_true", help="also the stage apps of bench/stages.py (closed loop)"
     )
+    parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"also a second gateway ({COMPARED}) with these settings on top of --env, in every "
+        "round: an A/B of a setting (PYTHONPATH=DIR: of another source tree)",
+    )
     args = parser.parse_args()
     os.sched_setaffinity(0, {LOAD_CPU})
     print(f"machine: {servers.machine()}")
@@ -229,7 +248,7 @@ def main() -> None:
     reqs = [_hit(k, rng, s) for rng in [random.Random(20250606)] for s in range(512) for k in ORDER]
     args.reqfile.write_bytes(b"\0".join(reqs) + b"\0")
     args.lua.write_text(LUA % args.reqfile)
-    cli, ports = [sys.executable, "-m", "tiktok_gateway"], servers.free_ports(6)
+    cli, ports = [sys.executable, "-m", "tiktok_gateway"], servers.free_ports(7)
     env = {"TIKTOK_PIXEL_CODE": "CBENCHINGEST", "TIKTOK_ACCESS_TOKEN": "bench-token"}
     env |= {"TIKTOK_API_URL": f"http://127.0.0.1:{ports[2]}", "GATEWAY_DATA_DIR": str(tmp / "q")}
     env |= dict(kv.split("=", 1) for kv in args.env)
@@ -243,6 +262,12 @@ def main() -> None:
         procs["tiktok"] = servers.start(sandbox, {"TOKEN": "bench-token"}, LOAD_CPU, log)
         gateway = [*cli, "serve", "--host", "127.0.0.1", "--port", str(ports[0])]
         procs["gateway"] = servers.start(gateway, env, SERVER_CPU, log)
+        if args.compare:
+            other = env | {"GATEWAY_DATA_DIR": str(tmp / "q-b")}
+            other |= dict(kv.split("=", 1) for kv in args.compare)
+            procs[COMPARED] = servers.start([*gateway[:-1], str(ports[6])], other, SERVER_CPU, log)
+            targets[COMPARED] = ports[6]
+            print(f"{COMPARED}: the gateway with {args.compare}")
         bare = ["uvicorn", "--app-dir", str(Path(__file__).parent), "bare:BARE", "--loop"]
         bare += ["uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
         bare += ["--ws", "none", "--port", str(ports[1])]  # the gateway's settings
