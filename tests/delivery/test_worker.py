@@ -199,18 +199,20 @@ def test_server_error_is_retried_after_the_back_off() -> None:
     assert len(tiktok.requests) == 2
 
 
-def test_retry_after_is_honoured() -> None:
+def test_retry_after_is_honoured_also_by_new_events_of_the_tag() -> None:
     answers = iter([answer(status=429, headers={"Retry-After": "120"}), answer()])
 
     async def body(rig: Rig) -> None:
         await rig.put(1)
         await rig.worker.drain()
+        await rig.put(3, first=1)  # the tag backs off: new events wait too
         rig.clock.advance(119)
         await rig.worker.drain()
         assert len(rig.tiktok.requests) == 1
         rig.clock.advance(1)
         await rig.worker.drain()
         assert (await rig.queue.stats()).depth == 0
+        assert [len(body["data"]) for body in rig.tiktok.bodies] == [1, 4]
 
     scenario(body, lambda _: next(answers))
 
@@ -288,25 +290,6 @@ def test_a_long_outage_is_probed_at_least_every_probe_interval() -> None:
     policy = BackoffPolicy(base=1.0, cap=300.0, probe_interval=5.0)
     tiktok = scenario(body, lambda _: answer(status=502), policy=policy)
     assert len(tiktok.requests) == 11
-
-
-def test_new_events_wait_for_retry_after_of_a_throttled_tag() -> None:
-    answers = iter([answer(status=429, headers={"Retry-After": "120"}), answer()])
-
-    async def body(rig: Rig) -> None:
-        await rig.put(1)
-        await rig.worker.drain()
-        await rig.put(3, first=1)
-        rig.clock.advance(119)
-        await rig.worker.drain()
-        assert len(rig.tiktok.requests) == 1
-        rig.clock.advance(1)
-        await rig.worker.drain()
-        assert len(rig.tiktok.requests) == 2
-        assert len(rig.tiktok.bodies[-1]["data"]) == 4
-        assert (await rig.queue.stats()).depth == 0
-
-    scenario(body, lambda _: next(answers))
 
 
 def test_a_probe_that_ends_without_an_answer_does_not_hold_the_tag_forever() -> None:
