@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +28,7 @@ from tests.servers import served_in_thread
 from tiktok_gateway.app import create_app
 from tiktok_gateway.config import Config, load_config
 from tiktok_gateway.delivery.envelope import Envelope
+from tiktok_gateway.delivery.worker import BackoffState
 from tiktok_gateway.queue.base import DeadLetter, NewItem
 from tiktok_gateway.queue.memory import MemoryQueue
 
@@ -106,9 +108,9 @@ def _uvicorn_config(app: Starlette, port: int) -> uvicorn.Config:
 
 
 @contextmanager
-def served(config: Config, queue: MemoryQueue) -> Iterator[str]:
+def served(app: Starlette) -> Iterator[str]:
     """The gateway behind uvicorn (uvloop, httptools) on a free loopback port; its base URL."""
-    with served_in_thread(create_app(config, queue=queue, run_worker=True), _uvicorn_config) as url:
+    with served_in_thread(app, _uvicorn_config) as url:
         yield url
 
 
@@ -225,9 +227,21 @@ def check_filters(page: Page) -> None:
     expect(rows.filter(visible=True)).to_have_count(4)
 
 
+def check_backing_off(page: Page, app: Starlette) -> None:
+    worker = app.state.runtime.worker
+    # Set from this thread: the page reads it through /admin/queue on its next refresh.
+    worker.backing_off["shop"] = BackoffState("throttled", 3, time.time(), time.time() + 40)
+    entry = page.locator('[data-testid="paused-tags"] .backing-off-tag[data-tag="shop"]')
+    expect(entry).to_contain_text("backing off: throttled, 3 failed in a row", timeout=WAIT_MS)
+    expect(entry).to_contain_text("next probe")
+    del worker.backing_off["shop"]
+    expect(page.get_by_test_id("paused-tags")).to_have_text("none", timeout=WAIT_MS)
+
+
 def test_debug_page_in_headless_chromium(tmp_path: Path) -> None:
     queue, replayable = prepared_queue()
-    with served(gateway_config(tmp_path), queue) as base_url, sync_playwright() as playwright:
+    app = create_app(gateway_config(tmp_path), queue=queue, run_worker=True)
+    with served(app) as base_url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             context = browser.new_context(viewport={"width": 1440, "height": 1100})
@@ -237,6 +251,7 @@ def test_debug_page_in_headless_chromium(tmp_path: Path) -> None:
             check_live_hits(page)
             check_panels(page, replayable)
             check_filters(page)
+            check_backing_off(page, app)
             context.close()
         finally:
             browser.close()

@@ -110,7 +110,7 @@ _PAGE: Final = """<!doctype html>
 <dt>Oldest</dt><dd id="queue-oldest" data-testid="queue-oldest">-</dd>
 <dt>Dead letters</dt><dd id="queue-dead" data-testid="queue-dead">-</dd>
 </dl>
-<h3>Paused tags</h3>
+<h3>Paused or backing-off tags</h3>
 <ul id="paused-tags" data-testid="paused-tags"><li class="none">none</li></ul>
 <p id="queue-error" class="error" hidden></p>
 </section>

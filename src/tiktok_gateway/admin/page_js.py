@@ -199,6 +199,9 @@ async function refreshQueue() {
       h("strong", {}, p.tag), ` ${p.reason}`, p.code !== null ? ` (code ${p.code})` : "",
       h("div", {class: "muted"}, p.message),
       h("div", {class: "muted"}, `next probe ${clock(p.probe_at)}`)));
+    items.push(...q.backing_off.map((b) => h("li", {class: "backing-off-tag", "data-tag": b.tag},
+      h("strong", {}, b.tag), ` backing off: ${b.reason}, ${b.failures} failed in a row`,
+      h("div", {class: "muted"}, `next probe ${clock(b.retry_at)}`))));
     $("paused-tags").replaceChildren(...(items.length ? items : [h("li", {class: "none"},
       "none")]));
     $("queue-error").hidden = true;
