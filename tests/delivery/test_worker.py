@@ -320,6 +320,32 @@ def test_a_probe_that_ends_without_an_answer_does_not_hold_the_tag_forever() -> 
     scenario(body, respond)
 
 
+def test_a_batch_that_fails_inside_the_worker_backs_its_tag_off_instead_of_looping() -> None:
+    calls = 0
+
+    def respond(body: Body) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # a bug while sending; the released events must not go out again at once
+            raise RuntimeError("boom")
+        return answer()
+
+    async def body(rig: Rig) -> None:
+        await rig.put(2)
+        await rig.worker.drain()
+        assert len(rig.tiktok.requests) == 1
+        state = rig.worker.backing_off["shop"]
+        assert (state.reason, state.failures) == ("delivery_error", 1)
+        stats = await rig.queue.stats()
+        assert (stats.depth, stats.leased) == (2, 0)  # released, not lost
+        rig.clock.advance(1)
+        await rig.worker.drain()
+        assert len(rig.tiktok.requests) == 2
+        assert (await rig.queue.stats()).depth == 0
+
+    scenario(body, respond)
+
+
 def test_a_code_retried_only_a_few_times_does_not_hold_the_tag() -> None:
     answers = iter([answer(45678, "new"), answer()])
 

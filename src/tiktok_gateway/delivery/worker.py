@@ -17,7 +17,8 @@ of its events is leased until the tag's back-off delay has passed (exponential w
 by consecutive failures, at most ``policy.probe_interval``, never under Retry-After), then one
 batch probes; the first answer that is not such a failure ends the back-off. So an outage costs
 one request per back-off interval, not one per batch and retry, and new events wait in the queue
-instead of failing one by one.
+instead of failing one by one. A batch whose delivery fails inside the worker (a bug, a failing
+queue) is released and backs its tag off the same way, rather than being leased again at once.
 """
 
 from __future__ import annotations
@@ -306,16 +307,19 @@ class DeliveryWorker:
                 outcome, latency = await self._post(part)
                 work.extend(reversed(await self._act(part, outcome, latency)))
                 stop = isinstance(outcome, Pause) or self._waiting(batch.tag, self._clock())
-        except Exception:
+        except Exception as error:
             log.exception(
                 "delivery of a batch of tag %s failed; its events are released", batch.tag
             )
             with contextlib.suppress(Exception):
                 await self._ledger.release(batch.ids)
+            # A bug or a failing queue: sending the released events again at once would fail
+            # again, in a loop as fast as the worker can lease. The tag waits its back-off.
+            self._back_off(batch.tag, Retry(None, "delivery_error", None, type(error).__name__))
         finally:
             backoff = self.backing_off.get(batch.tag)
             if probe and backoff is not None and backoff.probing:
-                # The probe ended without an answer (a bug, shutdown): it failed; wait again.
+                # The probe ended without an answer (shutdown): it failed; wait again.
                 self._back_off(batch.tag, Retry(None, backoff.reason))
 
     async def _post(self, batch: Batch) -> tuple[Outcome, float]:
