@@ -9,7 +9,7 @@ waves when TikTok recovers.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # 2**64 seconds is far past any cap; bounding the exponent keeps the float finite.
 _MAX_EXPONENT = 64
@@ -71,8 +71,6 @@ class BackoffPolicy:
         retry_after: float | None = None,
     ) -> float:
         """Seconds a tag backs off after ``failures`` failed requests in a row (1 or more):
-        ``compute_backoff`` capped at ``probe_interval`` as well (Retry-After still wins)."""
-        cap = min(self.cap, self.probe_interval)
-        return compute_backoff(
-            failures - 1, base=self.base, cap=cap, rng=rng, retry_after=retry_after
-        )
+        ``delay`` with the cap lowered to ``probe_interval`` (Retry-After still wins)."""
+        probes = replace(self, cap=min(self.cap, self.probe_interval))
+        return probes.delay(failures - 1, rng, retry_after)

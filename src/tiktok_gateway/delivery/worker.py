@@ -64,14 +64,13 @@ class PauseState:
 
 @dataclass(frozen=True, slots=True)
 class BackoffState:
-    """A tag backing off: why, how many requests failed in a row, since when, and when the next
-    probe may go out (clock times); ``probing`` while that probe is out."""
+    """A tag backing off: why, how many requests failed in a row (a probe counts from when it
+    goes out), since when, and when the next probe may go out (clock times)."""
 
     reason: str
     failures: int
     since: float
     retry_at: float
-    probing: bool = False
 
 
 class DeliveryWorker:
@@ -228,14 +227,25 @@ class DeliveryWorker:
         return all(self._held(tag, now) for tag in self._tags)
 
     def _held(self, tag: str, now: float) -> bool:
-        """Whether ``tag``'s events must not be leased now (paused, or backing off)."""
-        paused = self.paused.get(tag)
-        return (paused is not None and now < paused.probe_at) or self._waiting(tag, now)
+        """Whether ``tag``'s events must not be sent now: paused, or backing off, and its next
+        probe not due yet."""
+        paused, backoff = self.paused.get(tag), self.backing_off.get(tag)
+        return (paused is not None and now < paused.probe_at) or (
+            backoff is not None and now < backoff.retry_at
+        )
 
-    def _waiting(self, tag: str, now: float) -> bool:
-        """Whether ``tag`` backs off now: before its retry time, or while its probe is out."""
-        state = self.backing_off.get(tag)
-        return state is not None and (state.probing or now < state.retry_at)
+    def _take_probe(self, tag: str, now: float) -> None:
+        """The batch about to go out for a paused or backing-off ``tag`` is its probe: the next
+        one waits another interval, set now, so that a probe that fails, or ends without an
+        answer, leaves the tag waiting (as a batch leased before the hold found it)."""
+        paused = self.paused.get(tag)
+        if paused is not None:
+            self.paused[tag] = replace(paused, probe_at=now + self._policy.probe_interval)
+        backoff = self.backing_off.get(tag)
+        if backoff is not None:
+            failures = backoff.failures + 1
+            delay = self._policy.probe_delay(failures, self._rng.random)
+            self.backing_off[tag] = replace(backoff, failures=failures, retry_at=now + delay)
 
     async def _accept(self, items: Sequence[LeasedItem]) -> None:
         now = self._clock()
@@ -275,38 +285,28 @@ class DeliveryWorker:
 
     async def _deliver(self, batch: Batch) -> None:
         """Send one batch and every sub-batch it turns into (split, bisection)."""
-        probe = False
         try:
             if batch.tag not in self._tags:  # removed from the configuration since the lease
                 gone = Reject(None, f"tag {batch.tag!r} is not configured", scope="batch")
                 await self._ledger.dead_letter(batch, "unknown_tag", gone, None)
                 return
-            state = self.paused.get(batch.tag)
             now = self._clock()
-            if state is not None:
-                if now < state.probe_at:
-                    await self._ledger.release(batch.ids)
-                    return
-                # This batch is the probe; the next one waits another interval.
-                self.paused[batch.tag] = replace(state, probe_at=now + self._policy.probe_interval)
-            backoff = self.backing_off.get(batch.tag)
-            if backoff is not None:
-                if self._waiting(batch.tag, now):  # leased before the back-off, or a probe is out
-                    await self._ledger.release(batch.ids)
-                    return
-                # This batch is the probe; the tag's other batches wait for its answer.
-                self.backing_off[batch.tag] = replace(backoff, probing=True)
-                probe = True
+            if self._held(batch.tag, now):  # leased before the hold began, or a probe is out
+                await self._ledger.release(batch.ids)
+                return
+            self._take_probe(batch.tag, now)
             work = [batch]
             stop = False
             while work:
                 part = work.pop()
-                if stop:  # the tag paused or backs off: the rest waits in the queue
+                if stop:  # the answer paused the tag or backs it off: the rest waits queued
                     await self._ledger.release(part.ids)
                     continue
                 outcome, latency = await self._post(part)
                 work.extend(reversed(await self._act(part, outcome, latency)))
-                stop = isinstance(outcome, Pause) or self._waiting(batch.tag, self._clock())
+                stop = isinstance(outcome, Pause) or (
+                    isinstance(outcome, Retry) and outcome.holds_tag
+                )
         except Exception as error:
             log.exception(
                 "delivery of a batch of tag %s failed; its events are released", batch.tag
@@ -316,11 +316,6 @@ class DeliveryWorker:
             # A bug or a failing queue: sending the released events again at once would fail
             # again, in a loop as fast as the worker can lease. The tag waits its back-off.
             self._back_off(batch.tag, Retry(None, "delivery_error", None, type(error).__name__))
-        finally:
-            backoff = self.backing_off.get(batch.tag)
-            if probe and backoff is not None and backoff.probing:
-                # The probe ended without an answer (shutdown): it failed; wait again.
-                self._back_off(batch.tag, Retry(None, backoff.reason))
 
     async def _post(self, batch: Batch) -> tuple[Outcome, float]:
         settings = self._tags[batch.tag]
@@ -371,16 +366,14 @@ class DeliveryWorker:
         return []
 
     def _back_off(self, tag: str, outcome: Retry) -> None:
-        """Hold ``tag`` back after a failed request: the first failure, or its probe's."""
+        """Hold ``tag`` back after a failed request. When it already backs off (its probe
+        failed: the next wait was set when the probe went out; or a request sent before the
+        back-off began), the wait stands, lengthened to Retry-After if TikTok asks for more."""
         now = self._clock()
         state = self.backing_off.get(tag)
-        if state is not None and not state.probing and now < state.retry_at:
-            return  # a request sent before the back-off began: the back-off stands
-        failures = state.failures + 1 if state is not None else 1
-        delay = self._policy.probe_delay(failures, self._rng.random, outcome.after)
-        since = state.since if state is not None else now
-        self.backing_off[tag] = BackoffState(outcome.reason, failures, since, now + delay)
         if state is None:
+            delay = self._policy.probe_delay(1, self._rng.random, outcome.after)
+            self.backing_off[tag] = BackoffState(outcome.reason, 1, now, now + delay)
             log.warning(
                 "tag %s backs off: %s (%s); one probe in %.1f s",
                 tag,
@@ -388,6 +381,11 @@ class DeliveryWorker:
                 outcome.message,
                 delay,
             )
+            return
+        retry_at = state.retry_at if outcome.after is None else now + outcome.after
+        self.backing_off[tag] = replace(
+            state, reason=outcome.reason, retry_at=max(state.retry_at, retry_at)
+        )
 
     async def _retry(self, batch: Batch, outcome: Retry, latency: float) -> None:
         now = self._clock()
