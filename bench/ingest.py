@@ -253,7 +253,7 @@ def main() -> None:
     env |= {"TIKTOK_API_URL": f"http://127.0.0.1:{ports[2]}", "GATEWAY_DATA_DIR": str(tmp / "q")}
     env |= dict(kv.split("=", 1) for kv in args.env)
     procs: dict[str, subprocess.Popen[bytes]] = {}
-    targets = {"gateway": ports[0], "bare": ports[1]}  # then the stages, in order
+    targets = {"gateway": ports[0], "bare": ports[1]}  # then gateway-b and the stages
     runs: dict[tuple[bool, str], list[Round]] = {}
     modes = [True, False] if shutil.which("wrk") else [False]  # closed loop, open loop
     print("" if True in modes else "wrk is not installed: no closed loop (apt-get install wrk)")
