@@ -85,9 +85,13 @@ class RecordingQueue(MemoryQueue):
         self.leased: list[LeasedItem] = []
 
     async def lease(
-        self, limit: int, lease_seconds: float, exclude_groups: Collection[str] = ()
+        self,
+        limit: int,
+        lease_seconds: float,
+        exclude_groups: Collection[str] = (),
+        only_groups: Collection[str] | None = None,
     ) -> list[LeasedItem]:
-        items = await super().lease(limit, lease_seconds, exclude_groups)
+        items = await super().lease(limit, lease_seconds, exclude_groups, only_groups)
         self.leased.extend(items)
         return items
 

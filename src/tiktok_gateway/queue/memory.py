@@ -14,7 +14,8 @@ Semantics shared with the SQLite backend, on top of the contract:
   Ids in any other shape are unknown ids: ignored.
 * ``lease`` hands out items in the order they became available (``available_at``, then number):
   for fresh items that is put order; a nacked item queues behind what became available before
-  its retry time. (The SQLite backend walks an index in that order instead of sorting.)
+  its retry time. A lease restricted to some groups (``only_groups``) keeps that order among
+  their items. (The SQLite backend walks an index in that order instead of sorting.)
 * Taking a lease sets ``available_at = lease_until``, so "available" is one comparison,
   ``available_at <= now``, and "leased" is ``lease_until > now``.
 * ``replay`` restarts ``enqueued_at`` at now: the delivery worker expires items by age, and a
@@ -100,13 +101,19 @@ class MemoryQueue:
             self._add(item.group, item.payload, now)
 
     async def lease(
-        self, limit: int, lease_seconds: float, exclude_groups: Collection[str] = ()
+        self,
+        limit: int,
+        lease_seconds: float,
+        exclude_groups: Collection[str] = (),
+        only_groups: Collection[str] | None = None,
     ) -> list[LeasedItem]:
         now = self._clock()
         ready = sorted(
             (item.available_at, item.number)
             for item in self._items.values()
-            if item.available_at <= now and item.group not in exclude_groups
+            if item.available_at <= now
+            and item.group not in exclude_groups
+            and (only_groups is None or item.group in only_groups)
         )
         leased: list[LeasedItem] = []
         for _, number in ready[: max(limit, 0)]:
