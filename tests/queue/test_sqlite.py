@@ -111,6 +111,24 @@ def test_large_calls_take_one_transaction_per_chunk_and_puts_get_in_between(
     asyncio.run(main())
 
 
+def test_a_lease_of_some_groups_takes_one_transaction_per_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "CHUNK_ROWS", 4)
+
+    async def main() -> None:
+        queue = await SQLiteQueue.open(tmp_path / "q.db", clock=FakeClock())
+        await queue.put([NewItem(g, b"%s%d" % (g.encode(), n)) for n in range(4) for g in "abc"])
+        commits = queue.commits
+        leased = await queue.lease(7, 30, only_groups={"a", "c"})  # chunks of 4 and 3
+        assert [i.payload for i in leased] == [b"a0", b"c0", b"a1", b"c1", b"a2", b"c2", b"a3"]
+        assert queue.commits == commits + 2
+        assert [i.payload for i in await queue.lease(7, 30, only_groups={"a", "c"})] == [b"c3"]
+        await queue.close()
+
+    asyncio.run(main())
+
+
 def test_a_failed_group_commit_fails_every_put_in_it(tmp_path: Path) -> None:
     async def main() -> None:
         queue = await SQLiteQueue.open(tmp_path / "q.db")
@@ -188,7 +206,7 @@ INSERT INTO dead VALUES (3, 'g', x'33', 2, 80.0, 150.0, 'rejected', 40002, 'bad'
 
 
 def test_a_file_of_the_old_layout_opens_with_exact_counts(tmp_path: Path) -> None:
-    """Files written before ``counts`` existed get it, and its indexes, when opened."""
+    """Files written before ``counts`` existed get it, and the indexes added since, when opened."""
     path = tmp_path / "q.db"
     with closing(sqlite3.connect(path)) as conn:
         conn.executescript(OLD_LAYOUT)
@@ -203,6 +221,9 @@ def test_a_file_of_the_old_layout_opens_with_exact_counts(tmp_path: Path) -> Non
         await queue.close()
 
     asyncio.run(main())
+    with closing(sqlite3.connect(path)) as conn:
+        indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert {"items_enqueued", "items_leased", "items_group_available"} <= indexes
 
 
 def test_open_repairs_counts_after_writes_that_bypassed_the_queue(tmp_path: Path) -> None:
@@ -234,6 +255,34 @@ def test_stats_read_indexes_and_one_row_never_a_table_scan(tmp_path: Path) -> No
     assert "SEARCH items USING COVERING INDEX items_leased (lease_until>?)" in plan
     assert "SEARCH items USING COVERING INDEX items_enqueued" in plan
     assert [step for step in plan if step.startswith("SCAN")] == ["SCAN counts"]
+
+
+def test_a_lease_of_one_group_reads_that_group_alone_in_lease_order(tmp_path: Path) -> None:
+    """The statements a lease runs, planned: one group's lease searches ``items_group_available``
+    (no other group's rows, no sort, however large their backlog); an unrestricted one still
+    walks ``items_available``."""
+    path = tmp_path / "q.db"
+    statements: list[str] = []
+
+    async def main() -> None:
+        queue = await SQLiteQueue.open(path, clock=FakeClock())
+        await queue.put([NewItem("big", b"1"), NewItem("small", b"2"), NewItem("big", b"3")])
+        await queue._run(lambda conn: conn.set_trace_callback(statements.append))
+        small = await queue.lease(10, 30, only_groups=["small"])
+        rest = await queue.lease(10, 30, exclude_groups=["small"])
+        assert ([i.payload for i in small], [i.payload for i in rest]) == ([b"2"], [b"1", b"3"])
+        await queue.close()
+
+    asyncio.run(main())
+    selects = [sql for sql in statements if sql.startswith("SELECT")]  # as run, values bound
+    with closing(sqlite3.connect(path)) as conn:
+        one_group, any_group = (
+            [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql)] for sql in selects
+        )
+    assert one_group == [
+        "SEARCH items USING INDEX items_group_available (grp=? AND available_at<?)"
+    ]
+    assert any_group == ["SEARCH items USING INDEX items_available (available_at<?)"]
 
 
 KILLED_AFTER_PUT = """

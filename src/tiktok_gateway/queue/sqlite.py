@@ -12,6 +12,8 @@ Storage layout::
           available_at REAL    NOT NULL                   leasable once <= now
           lease_until  REAL    NULL)                      leased while > now
     INDEX items_available ON items(available_at)          (+ the rowid): the lease order
+    INDEX items_group_available                           (+ the rowid): the lease order within
+          ON items(grp, available_at)                     one group, for leases of some groups
     INDEX items_enqueued ON items(enqueued_at)            stats: the oldest item
     INDEX items_leased ON items(lease_until)              stats: the leased items
           WHERE lease_until IS NOT NULL
@@ -80,6 +82,7 @@ _SCHEMA = (
     " leases INTEGER NOT NULL, enqueued_at REAL NOT NULL, available_at REAL NOT NULL,"
     " lease_until REAL)",
     "CREATE INDEX IF NOT EXISTS items_available ON items(available_at)",
+    "CREATE INDEX IF NOT EXISTS items_group_available ON items(grp, available_at)",
     "CREATE INDEX IF NOT EXISTS items_enqueued ON items(enqueued_at)",
     "CREATE INDEX IF NOT EXISTS items_leased ON items(lease_until) WHERE lease_until IS NOT NULL",
     "CREATE TABLE IF NOT EXISTS dead (id INTEGER PRIMARY KEY, grp TEXT NOT NULL,"
@@ -175,16 +178,39 @@ def _insert(rows: list[Row], conn: sqlite3.Connection) -> None:
     _count(_changes(_INSERT, rows, conn), 0, conn)
 
 
+_LEASE_COLUMNS = "id, grp, payload, attempts, enqueued_at, leases, available_at"
+# One group's available items in lease order: a range of items_group_available, whose entries
+# (grp, available_at, rowid) are in that order already, so no other group's rows and no sort.
+_LEASE_GROUP = (
+    f"SELECT {_LEASE_COLUMNS} FROM items WHERE grp = ? AND available_at <= ?"
+    " ORDER BY available_at, id LIMIT ?"
+)
+
+
 def _lease(
-    now: float, limit: int, lease_seconds: float, exclude: tuple[str, ...], conn: sqlite3.Connection
+    now: float,
+    limit: int,
+    lease_seconds: float,
+    exclude: tuple[str, ...],
+    only: tuple[str, ...] | None,
+    conn: sqlite3.Connection,
 ) -> list[LeasedItem]:
-    marks = ",".join("?" * len(exclude))
-    rows = conn.execute(
-        "SELECT id, grp, payload, attempts, enqueued_at, leases FROM items"
-        f" WHERE available_at <= ? AND grp NOT IN ({marks})"
-        " ORDER BY available_at, id LIMIT ?",
-        (now, *exclude, limit),
-    ).fetchall()
+    """Lease from the groups in ``only`` (the excluded ones taken out already), or from every
+    group not in ``exclude`` when ``only`` is ``None``."""
+    if only is None:
+        marks = ",".join("?" * len(exclude))
+        rows = conn.execute(
+            f"SELECT {_LEASE_COLUMNS} FROM items WHERE available_at <= ? AND grp NOT IN ({marks})"
+            " ORDER BY available_at, id LIMIT ?",
+            (now, *exclude, limit),
+        ).fetchall()
+    else:
+        # The first `limit` of each group, merged: the first `limit` of all of them. One query
+        # with "grp IN (...)" would read and sort every available item of those groups.
+        rows = sorted(
+            (row for group in only for row in conn.execute(_LEASE_GROUP, (group, now, limit))),
+            key=lambda row: (row[6], row[0]),
+        )[:limit]
     until = now + lease_seconds
     conn.executemany(
         "UPDATE items SET leases = leases + 1, lease_until = ?, available_at = ? WHERE id = ?",
@@ -192,7 +218,7 @@ def _lease(
     )
     return [
         LeasedItem(lease_id(number, leases + 1), grp, payload, attempts, enqueued_at)
-        for number, grp, payload, attempts, enqueued_at, leases in rows
+        for number, grp, payload, attempts, enqueued_at, leases, _ in rows
     ]
 
 
@@ -362,19 +388,28 @@ class SQLiteQueue:
                         future.set_result(None)
 
     async def lease(
-        self, limit: int, lease_seconds: float, exclude_groups: Collection[str] = ()
+        self,
+        limit: int,
+        lease_seconds: float,
+        exclude_groups: Collection[str] = (),
+        only_groups: Collection[str] | None = None,
     ) -> list[LeasedItem]:
         """Up to ``limit`` available items in the order they became available, then put order.
 
-        The scan walks ``items_available``; rows of excluded groups are read and skipped. Takes
-        one transaction per ``CHUNK_ROWS`` items.
+        The scan walks ``items_available``; rows of excluded groups are read and skipped. With
+        ``only_groups`` it walks ``items_group_available`` instead, one range per group, and
+        reads no row of any other group: a lease of a small group stays cheap while another
+        group holds a backlog. Takes one transaction per ``CHUNK_ROWS`` items.
         """
         exclude = tuple(sorted(set(exclude_groups)))
+        only = None if only_groups is None else tuple(sorted(set(only_groups) - set(exclude)))
+        if only == ():
+            return []
         now = self._clock()
         leased: list[LeasedItem] = []
         while len(leased) < limit:  # chunk by chunk (CHUNK_ROWS); a short chunk was the last
             size = min(limit - len(leased), CHUNK_ROWS)
-            chunk = await self._write(partial(_lease, now, size, lease_seconds, exclude))
+            chunk = await self._write(partial(_lease, now, size, lease_seconds, exclude, only))
             leased += chunk
             if len(chunk) < size:
                 break
