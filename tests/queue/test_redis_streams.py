@@ -274,3 +274,28 @@ def test_calls_larger_than_the_read_limit_and_the_command_slices(
             await queue.close()
 
     asyncio.run(scenario())
+
+
+def test_a_lease_of_some_groups_reads_past_other_groups_in_bounded_steps(
+    prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only entries of the named groups count toward a lease's limit: unread entries of other
+    groups move into their own ready sets, at most MAX_READ_PER_LEASE per call, until the named
+    group's items behind them come; the others' are leased later, in order, none lost."""
+    monkeypatch.setattr(redis_streams, "MAX_READ_PER_LEASE", 40)
+
+    async def scenario() -> list[int]:
+        queue = await RedisStreamsQueue.open(redis_server.URL, prefix=prefix)
+        try:
+            await queue.put(items(100, group="backlog"))
+            await queue.put(items(3, group="lane"))
+            counts = []
+            for _ in range(4):
+                counts.append(len(await queue.lease(10, 60, only_groups={"lane"})))
+            backlog = await queue.lease(200, 60, only_groups={"backlog"})
+            assert [i.payload for i in backlog] == [str(n).encode() for n in range(100)]
+            return counts
+        finally:
+            await queue.close()
+
+    assert asyncio.run(scenario()) == [0, 0, 3, 0]  # 40 + 40 + (20 backlog, 3 lane) read

@@ -76,7 +76,8 @@ return 0
 """
 )
 
-# ARGV: prefix, now, lease_until, limit, consumer, max_read, excluded groups...
+# ARGV: prefix, now, lease_until, limit, consumer, max_read, mode, groups... (distinct): mode
+# 'except' takes every group but those listed, 'only' takes the listed groups alone.
 # Returns {number, leases, group, payload, attempts, enqueued_at} per leased item, in lease order.
 # Commands take many members at once (chunked for Lua's unpack): a lease of 1,000 items makes a
 # few dozen calls, not several per item.
@@ -85,16 +86,20 @@ LEASE: Final = (
     + """
 local now, lease_until, limit, consumer = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local max_read = math.max(tonumber(ARGV[6]), limit)  -- never fewer than a lease may take
-local excluded = {}
-for i = 7, #ARGV do excluded[ARGV[i]] = true end
+local only, listed = ARGV[7] == 'only', {}
+for i = 8, #ARGV do listed[ARGV[i]] = true end
+local function taken(group)  -- whether this lease takes items of `group`
+  if only then return listed[group] == true end
+  return not listed[group]
+end
 local function append(by_key, key, ...)
   local list = by_key[key]
   if not list then list = {}; by_key[key] = list end
   for _, v in ipairs({...}) do list[#list + 1] = v end
 end
 -- 1. Entries no worker has read yet join their group's ready set, available since their put,
--- until `limit` of groups not excluded have joined (later ones cannot come before those) or
--- `max_read` entries were read.
+-- until `limit` of the groups taken have joined (later ones cannot come before those) or
+-- `max_read` entries were read. Entries of other groups join their own sets all the same.
 local wanted, read, fresh, joining = limit, 0, {}, {}
 while wanted > 0 and read < max_read do
   local count = math.min(wanted, 1000)
@@ -107,7 +112,7 @@ while wanted > 0 and read < max_read do
     local n = string.sub(e[1], 3)
     fresh[n] = f  -- read by this consumer just now: already its own, no claim needed
     append(joining, f.group, f.enqueued_at, pad(n))
-    if not excluded[f.group] then wanted = wanted - 1 end
+    if taken(f.group) then wanted = wanted - 1 end
   end
   read = read + #list
   if #list < count then break end
@@ -116,15 +121,22 @@ for group, args in pairs(joining) do
   chunked({'ZADD', ready(group)}, args)
   redis.call('SADD', GROUPS, group)
 end
--- 2. The earliest available items of every group not excluded, in (available_at, number) order.
+-- 2. The earliest available items of the groups taken, in (available_at, number) order. With
+-- 'only' these are the listed groups' sets alone: a lease of one group reads no other's.
+local groups = {}
+if only then
+  for i = 8, #ARGV do groups[#groups + 1] = ARGV[i] end
+else
+  for _, group in ipairs(redis.call('SMEMBERS', GROUPS)) do
+    if taken(group) then groups[#groups + 1] = group end
+  end
+end
 local candidates = {}
-for _, group in ipairs(redis.call('SMEMBERS', GROUPS)) do
-  if not excluded[group] then
-    local r = redis.call('ZRANGEBYSCORE', ready(group), '-inf', now,
-      'WITHSCORES', 'LIMIT', 0, limit)
-    for i = 1, #r, 2 do
-      candidates[#candidates + 1] = {r[i], tonumber(r[i + 1]), group}
-    end
+for _, group in ipairs(groups) do
+  local r = redis.call('ZRANGEBYSCORE', ready(group), '-inf', now,
+    'WITHSCORES', 'LIMIT', 0, limit)
+  for i = 1, #r, 2 do
+    candidates[#candidates + 1] = {r[i], tonumber(r[i + 1]), group}
   end
 end
 table.sort(candidates, function(a, b)

@@ -30,12 +30,14 @@ Invariants:
   deleted by reading, and the stream is never trimmed.
 * An entry is either unread (after the consumer group's last-delivered id; available since its
   put) or in its group's ready set. ``lease`` first moves unread entries there, in stream order,
-  until ``limit`` of groups not excluded have moved (unread entries after them cannot come
-  earlier) or 2,000 (``limit``, if larger) were read (so one call never holds Redis long,
-  however large the backlog of a paused group), then takes the earliest
-  ``available_at <= now`` across the groups not excluded, sets ``available_at = lease_until``
-  (so a lease hides the item and its expiry brings it back with no write) and claims the entry
-  for its consumer (XCLAIM), which keeps ``XPENDING`` true to who holds what.
+  until ``limit`` of the groups it takes (those not excluded; with ``only_groups``, those named
+  and not excluded) have moved (unread entries after them cannot come earlier) or 2,000
+  (``limit``, if larger) were read (so one call never holds Redis long, however large the
+  backlog of a paused group, or of another group than those named), then takes the earliest
+  ``available_at <= now`` across the ready sets of the groups it takes (with ``only_groups``,
+  those sets alone), sets ``available_at = lease_until`` (so a lease hides the item and its
+  expiry brings it back with no write) and claims the entry for its consumer (XCLAIM), which
+  keeps ``XPENDING`` true to who holds what.
 * Times come from the queue's clock, passed to every script: lease expiry and ``nack`` delays
   need the same clock as the other backends (the tests move a fake one), so Redis's own idle
   times (XAUTOCLAIM) are not used to find abandoned items; an expired lease simply makes the item
@@ -253,9 +255,17 @@ class RedisStreamsQueue:
                     done.set_result(None)
 
     async def lease(
-        self, limit: int, lease_seconds: float, exclude_groups: Collection[str] = ()
+        self,
+        limit: int,
+        lease_seconds: float,
+        exclude_groups: Collection[str] = (),
+        only_groups: Collection[str] | None = None,
     ) -> list[LeasedItem]:
-        if limit <= 0:
+        if only_groups is None:  # every group but the excluded ones
+            mode, groups = "except", sorted(set(exclude_groups))
+        else:  # the named ones but the excluded ones
+            mode, groups = "only", sorted(set(only_groups) - set(exclude_groups))
+        if limit <= 0 or (mode == "only" and not groups):
             return []
         now = self._clock()
         rows = await self._run(
@@ -265,7 +275,8 @@ class RedisStreamsQueue:
             limit,
             self._consumer,
             MAX_READ_PER_LEASE,
-            *exclude_groups,
+            mode,
+            *groups,
         )
         return [
             LeasedItem(
