@@ -24,7 +24,7 @@ COMPILED = [
     "src/tiktok_gateway/sources/ga4_user_data.py",
     "src/tiktok_gateway/sources/ga4_values.py",
     "src/tiktok_gateway/sources/ga4_web.py",
-    "src/tiktok_gateway/tags/router.py",
+    "src/tiktok_gateway/tags/tiktok/router.py",
     "src/tiktok_gateway/tags/tiktok/coerce.py",
     "src/tiktok_gateway/tags/tiktok/event_map.py",
     "src/tiktok_gateway/tags/tiktok/fields.py",

@@ -35,12 +35,12 @@ from urllib.parse import quote
 from pyinstrument import Profiler
 
 import servers
-from tiktok_gateway.delivery.envelope import queue_item
 from tiktok_gateway.event_data import RequestContext
 from tiktok_gateway.sources import ga4_web
 from tiktok_gateway.sources.ga4_web import parse_hit
-from tiktok_gateway.tags.router import route
+from tiktok_gateway.tags.tiktok.envelope import queue_item
 from tiktok_gateway.tags.tiktok.mapping import MappedEvent
+from tiktok_gateway.tags.tiktok.router import route
 from tiktok_gateway.tags.tiktok.settings import TikTokTagSettings
 
 ORDER = (

@@ -27,14 +27,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tiktok_gateway.config import load_config
-from tiktok_gateway.endpoints.collect import query_of, request_context
+from tiktok_gateway.endpoints.collect import query_of, raw_query, request_context
 from tiktok_gateway.errors import InputError
-from tiktok_gateway.ingest import Ingest
+from tiktok_gateway.ingest import Arrival, Ingest
 from tiktok_gateway.queue.base import NewItem, Queue
 from tiktok_gateway.queue.factory import open_queue
 from tiktok_gateway.queue.memory import MemoryQueue
+from tiktok_gateway.runtime import build_collectors
 from tiktok_gateway.sources.ga4_web import parse_hit
-from tiktok_gateway.sources.request_context import parse_trusted_proxies
+from tiktok_gateway.sources.request_context import header_map, parse_trusted_proxies
 
 STAGES = ("parse", "map", "commit")
 
@@ -54,7 +55,7 @@ def _app(stage: str) -> Starlette:
         queue: Queue = _Discard()
         if stage == "commit":
             queue = await open_queue(config.gateway.resolved_queue_url)
-        app.state.ingest = Ingest(config.tags, queue) if stage != "parse" else None
+        app.state.ingest = Ingest(build_collectors(config), queue) if stage != "parse" else None
         try:
             yield
         finally:
@@ -63,13 +64,15 @@ def _app(stage: str) -> Starlette:
     async def collect(request: Request) -> Response:
         state = request.app.state
         body = await request.body() if request.method == "POST" else b""
-        context = request_context(request, state.trusted, time.time())
+        headers = header_map(request.headers.items())
+        context = request_context(request, state.trusted, time.time(), headers)
         try:
             parsed = parse_hit(query_of(request), body, context)
         except InputError:
             return Response(status_code=400)
         if state.ingest is not None:
-            await state.ingest.accept(parsed.events)
+            arrival = Arrival("ga4", "bench", raw_query(request), body, headers, context)
+            await state.ingest.accept(arrival, parsed.events)
         return Response(status_code=400 if parsed.errors else 204)
 
     route = Route("/g/collect", collect, methods=["GET", "POST"])

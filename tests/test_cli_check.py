@@ -20,9 +20,15 @@ from click.testing import CliRunner
 from tests import redis_server
 from tests.system.processes import free_port, start, stop, wait_until_up
 from tiktok_gateway.cli import main
-from tiktok_gateway.cli.check import TEST_EVENT_ID_PREFIX, describe_trigger, send_test_events
 from tiktok_gateway.config import Config, GatewaySettings, load_config
+from tiktok_gateway.runtime import SANDBOX_ORIGIN, delivery_client
 from tiktok_gateway.sandbox.app import create_sandbox_app, sandbox_of
+from tiktok_gateway.tags.tiktok.check import (
+    TEST_EVENT_ID_PREFIX,
+    SendResult,
+    describe_trigger,
+    send_test_events,
+)
 from tiktok_gateway.tags.tiktok.settings import TikTokTagSettings
 from tiktok_gateway.tags.triggers import TriggerSettings
 
@@ -296,7 +302,14 @@ def test_send_test_event_carries_the_tags_settings() -> None:
     other = TikTokTagSettings(name="u", pixel_code="CU")
     config = Config(gateway=GatewaySettings(), tags=(tag, other))
     sandbox = create_sandbox_app()
-    results = asyncio.run(send_test_events(config, "FALLBACK", sandbox=sandbox, now=1_700_000_000))
+
+    async def send() -> list[SendResult]:
+        async with delivery_client(config, sandbox) as client:
+            return await send_test_events(
+                config.tags, client, SANDBOX_ORIGIN, "FALLBACK", now=1_700_000_000
+            )
+
+    results = asyncio.run(send())
     assert [(r.tag, r.status, r.code) for r in results] == [
         ("t", "delivered", 0),
         ("u", "delivered", 0),

@@ -10,9 +10,9 @@ from click.testing import CliRunner
 
 from tests.system.processes import free_port
 from tiktok_gateway.cli import main
-from tiktok_gateway.delivery.envelope import Envelope
 from tiktok_gateway.queue.base import DeadLetter, NewItem
 from tiktok_gateway.queue.sqlite import SQLiteQueue
+from tiktok_gateway.tags.tiktok.envelope import Envelope
 
 MESSAGE = "Batch.0.properties.contents.0.content_id: Not a valid string"
 

@@ -20,8 +20,8 @@ from tiktok_gateway.event_data import ParsedInput, RequestContext
 from tiktok_gateway.sources.events_api import parse_events
 from tiktok_gateway.sources.ga4_web import parse_hit
 from tiktok_gateway.sources.measurement_protocol import parse_mp
-from tiktok_gateway.tags.router import route
 from tiktok_gateway.tags.tiktok.mapping import DroppedEvent, MappedEvent
+from tiktok_gateway.tags.tiktok.router import route
 from tiktok_gateway.tags.tiktok.settings import TikTokTagSettings
 
 GOLDEN_DIR = Path(__file__).parent / "fixtures" / "golden"

@@ -28,13 +28,13 @@ import pytest
 
 from tests.harness import running
 from tiktok_gateway.config import Config, load_config
-from tiktok_gateway.delivery.envelope import Envelope
 from tiktok_gateway.event_data import EventData
-from tiktok_gateway.ingest import ttclid_cookie_of
-from tiktok_gateway.inspection import InspectInput, run_inspect
 from tiktok_gateway.sandbox.app import sandbox_of
-from tiktok_gateway.tags.router import route
+from tiktok_gateway.tags.tiktok.collector import ttclid_cookie_of
+from tiktok_gateway.tags.tiktok.envelope import Envelope
+from tiktok_gateway.tags.tiktok.inspection import InspectInput, run_inspect
 from tiktok_gateway.tags.tiktok.mapping import DroppedEvent, MappedEvent
+from tiktok_gateway.tags.tiktok.router import route
 
 TAGS_TOML = """
 [gateway]

@@ -21,13 +21,13 @@ from tiktok_gateway.admin.api import admin_routes
 from tiktok_gateway.admin.auth import AdminOnlyApp
 from tiktok_gateway.admin.debug import debug_routes
 from tiktok_gateway.admin.health import healthz, readyz
+from tiktok_gateway.admin.metrics import metrics_endpoint
 from tiktok_gateway.config import Config
 from tiktok_gateway.endpoints.body import error_response
 from tiktok_gateway.endpoints.collect import events_collect, ga4_collect, mp_collect
 from tiktok_gateway.queue.base import Clock, Queue, wall_clock
 from tiktok_gateway.runtime import needs_sandbox, start_runtime, stop_runtime
 from tiktok_gateway.sandbox.app import create_sandbox_app
-from tiktok_gateway.telemetry import metrics_endpoint
 
 log = logging.getLogger(__name__)
 

@@ -1,77 +1,124 @@
-"""Accepting events: route each through the tags that fire, queue what they map to (SPEC 1, 8).
+"""Accepting a request: every destination kind takes what it needs, then one commit (SPEC 1, 8).
 
-This is the hot path of every request. It returns only after the queue committed the events, so
-an HTTP 2xx built on its result means the events survive a crash.
+This is the hot path of every request. ``Ingest.accept`` hands the request (``Arrival``: the raw
+query, body and headers, the resolved request context) and its parsed events to each kind's
+``Collector``; a collector appends queue items and says what it made of each event (TikTok:
+route and map per tag) or of the whole hit (GA4: one forward). Then every item of the request
+is put in one call, and ``accept`` returns only after the queue committed them, so an HTTP 2xx
+built on its result means they survive a crash.
+
+What a collector made of an event or a hit is a ``Placement``: the destination, the delivery
+key of the item it queued (``Unit.key``: deliveries are joined to hits by it), or the reason it
+queued nothing. Observers (metrics, logs, /debug) read placements, never a kind's own types.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from tiktok_gateway.delivery.envelope import queue_item
-from tiktok_gateway.event_data import EventData
+from tiktok_gateway.event_data import EventData, RequestContext
 from tiktok_gateway.queue.base import NewItem, Queue
-from tiktok_gateway.tags.router import Outcome, route
-from tiktok_gateway.tags.tiktok.mapping import DroppedEvent
-from tiktok_gateway.tags.tiktok.settings import TikTokTagSettings
+
+
+class Placement(Protocol):
+    """What one destination made of one event, or of a whole hit."""
+
+    @property
+    def kind(self) -> str:
+        """The destination's kind (``tiktok``, ``ga4``)."""
+
+    @property
+    def destination(self) -> str:
+        """The destination's name."""
+
+    @property
+    def key(self) -> str | None:
+        """The delivery key of the queued item; ``None`` when nothing was queued."""
+
+    @property
+    def reason(self) -> str | None:
+        """Why nothing was queued (a low-cardinality word); ``None`` when an item was."""
+
+
+@dataclass(frozen=True, slots=True)
+class Cookie:
+    """A first-party cookie the answer sets (``endpoints/cookies.py`` renders it)."""
+
+    name: str
+    value: str
+    max_age: int
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """One ingest request, as a destination kind may need it besides its parsed events.
+
+    ``source``: ``ga4`` (/g/collect), ``mp`` (/mp/collect) or ``events``; ``query``: the raw
+    query string as received; ``body``: the raw body (``b""`` for GET); ``headers``: lower-case
+    names; ``context``: the resolved client address, user agent and cookies.
+    """
+
+    source: str
+    request_id: str
+    query: bytes
+    body: bytes
+    headers: Mapping[str, str]
+    context: RequestContext
 
 
 @dataclass(slots=True)
 class IngestResult:
-    """What became of a request's events.
+    """What became of a request.
 
-    ``queued``: TikTok events committed (one per event and tag that mapped it); ``dropped``:
-    counts by reason; ``unrouted``: events no trigger fired on; ``ttclid_cookie``: the click id
-    the answer sets as a cookie (only when no tag's consent policy blocked that event);
-    ``outcomes``: per event, what each tag that fired made of it.
+    ``queued``: items committed (one per event and TikTok tag that mapped it, one per GA4
+    forward); ``dropped``: events a destination did not take, by reason; ``unrouted``: events no
+    destination took up at all; ``outcomes``: per event, what each destination made of it;
+    ``forwards``: what each hit-level destination made of the whole hit; ``cookies``: what the
+    answer sets.
     """
 
     queued: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
     unrouted: int = 0
-    ttclid_cookie: str | None = None
-    outcomes: list[list[Outcome]] = field(default_factory=list)
+    outcomes: list[list[Placement]] = field(default_factory=list)
+    forwards: list[Placement] = field(default_factory=list)
+    cookies: list[Cookie] = field(default_factory=list)
 
 
-def ttclid_cookie_of(outcomes: Sequence[Outcome]) -> str | None:
-    """The click id the answer sets as a cookie for one event's outcomes (SPEC 10.2): the first
-    mapped event's, and none when any tag's consent policy blocked the event."""
-    cookie: str | None = None
-    for outcome in outcomes:
-        if isinstance(outcome, DroppedEvent):
-            if outcome.reason == "consent":
-                return None
-        else:
-            cookie = cookie or outcome.ttclid_cookie
-    return cookie
+class Collector(Protocol):
+    """A destination kind's ingest side (``tags/<kind>/``)."""
+
+    def collect(
+        self,
+        arrival: Arrival,
+        events: Sequence[EventData],
+        result: IngestResult,
+        items: list[NewItem],
+    ) -> None:
+        """Append queue items for the request to ``items``; extend ``result.outcomes[i]``
+        with a placement per destination that took up event ``i``, or append hit-level
+        placements to ``result.forwards``; count ``result.dropped``; add ``result.cookies``.
+        Pure but for those appends: nothing is committed here, and nothing raises for input."""
 
 
 class Ingest:
-    """Maps events for the configured tags and commits the results to the queue."""
+    """Hands each request to the collectors and commits what they queue."""
 
-    def __init__(self, tags: Sequence[TikTokTagSettings], queue: Queue) -> None:
-        self._tags = tuple(tags)
+    def __init__(self, collectors: Sequence[Collector], queue: Queue) -> None:
+        self._collectors = tuple(collectors)
         self._queue = queue
 
-    async def accept(self, events: Sequence[EventData]) -> IngestResult:
-        """Route, map and queue ``events``; returns after the queue's commit."""
-        result = IngestResult()
+    async def accept(self, arrival: Arrival, events: Sequence[EventData]) -> IngestResult:
+        """Collect and queue; returns after the queue's commit."""
+        result = IngestResult(outcomes=[[] for _ in events])
         items: list[NewItem] = []
-        for data in events:
-            outcomes = route(data, self._tags)
-            result.outcomes.append(outcomes)
-            if not outcomes:
-                result.unrouted += 1
-                continue
-            for outcome in outcomes:
-                if isinstance(outcome, DroppedEvent):
-                    result.dropped[outcome.reason] += 1
-                else:
-                    items.append(NewItem(*queue_item(outcome)))
-            result.ttclid_cookie = ttclid_cookie_of(outcomes) or result.ttclid_cookie
+        for collector in self._collectors:
+            collector.collect(arrival, events, result, items)
         if items:
             await self._queue.put(items)
         result.queued = len(items)
+        result.unrouted = sum(1 for outcomes in result.outcomes if not outcomes)
         return result

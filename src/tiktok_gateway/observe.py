@@ -16,7 +16,7 @@ from typing import Protocol
 from tiktok_gateway.delivery.ledger import DeliveryResult
 from tiktok_gateway.errors import LineError
 from tiktok_gateway.event_data import EventData
-from tiktok_gateway.tags.router import Outcome
+from tiktok_gateway.ingest import Placement
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +26,9 @@ class HitRecord:
     """One ingest request and what became of it.
 
     ``query`` and ``body`` are the raw input (may hold personal data: observers that show or
-    keep them must redact); ``events`` the parsed event data and ``outcomes`` what each tag made
-    of each event (same order). ``outcome`` is a low-cardinality label: ``accepted``,
+    keep them must redact); ``events`` the parsed event data and ``outcomes`` what each
+    destination made of each event (same order); ``forwards`` what each hit-level destination
+    (GA4 forwarding) made of the whole hit. ``outcome`` is a low-cardinality label: ``accepted``,
     ``partial`` (some parts invalid), ``invalid``, ``too_large``, ``unauthorized``,
     ``unavailable``.
     """
@@ -40,7 +41,8 @@ class HitRecord:
     query: str = ""
     body: bytes = b""
     events: Sequence[EventData] = ()
-    outcomes: Sequence[Sequence[Outcome]] = ()
+    outcomes: Sequence[Sequence[Placement]] = ()
+    forwards: Sequence[Placement] = ()
     errors: Sequence[LineError] = ()
     error: str = ""
     duration_seconds: float = 0.0

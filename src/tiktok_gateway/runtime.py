@@ -1,7 +1,10 @@
-"""The running gateway: queue, ingest, delivery worker and sandbox, started and stopped in order.
+"""The running gateway: queue, ingest, destinations, delivery worker and sandbox, started and
+stopped in order. The composition root: the only module (besides ``app.py`` and the CLI) that
+knows every destination kind, through ``tags/registry.py``.
 
-Start: open the queue, build the HTTP client (token-less tags go to the built-in sandbox, in
-process), start the delivery worker. Stop (DESIGN habit 12; the worker does the middle steps):
+Start: open the queue, build each kind's destinations and collector, the HTTP client (whatever
+has no real target goes to the built-in sandbox, in process), start the delivery worker.
+Stop (DESIGN habit 12; the worker does the middle steps):
 
 1. refuse new hits (``accepting = False``: ingest endpoints answer 503);
 2. stop leasing, flush partial batches, wait for in-flight requests up to the deadline;
@@ -19,23 +22,25 @@ import httpx
 import structlog
 from starlette.applications import Starlette
 
-from tiktok_gateway.admin.debug import DebugRecorder
+from tiktok_gateway.admin.recorder import DebugRecorder
 from tiktok_gateway.config import Config
 from tiktok_gateway.delivery.backoff import BackoffPolicy
+from tiktok_gateway.delivery.destination import Destination
 from tiktok_gateway.delivery.worker import DeliveryWorker
-from tiktok_gateway.ingest import Ingest
+from tiktok_gateway.ingest import Collector, Ingest
 from tiktok_gateway.observe import Observers
 from tiktok_gateway.queue.base import Clock, Queue, wall_clock
 from tiktok_gateway.queue.factory import durability_warning, open_queue
 from tiktok_gateway.sandbox.app import create_sandbox_app
 from tiktok_gateway.sources.request_context import Network, parse_trusted_proxies
-from tiktok_gateway.tags.tiktok.settings import TikTokTagSettings
-from tiktok_gateway.telemetry import Telemetry, config_secrets
+from tiktok_gateway.tags.registry import KINDS, config_secrets
+from tiktok_gateway.telemetry.metrics import Telemetry
 
 log = structlog.get_logger(__name__)
 
-# Token-less tags post here; the HTTP client routes this origin to the in-process sandbox.
-SANDBOX_ORIGIN = "http://tiktok-sandbox.internal"
+# Destinations without a real target post here; the HTTP client routes this origin to the
+# in-process sandbox.
+SANDBOX_ORIGIN = "http://sandbox.internal"
 
 
 @dataclass(slots=True)
@@ -47,7 +52,7 @@ class Runtime:
     ingest: Ingest
     trusted_proxies: tuple[Network, ...]
     mp_secrets: dict[str, str]
-    delivery_tags: dict[str, TikTokTagSettings]
+    destinations: dict[str, Destination]
     client: httpx.AsyncClient
     sandbox: Starlette | None = None
     worker: DeliveryWorker | None = None
@@ -58,36 +63,46 @@ class Runtime:
     accepting: bool = True
 
 
-def delivery_targets(tags: tuple[TikTokTagSettings, ...]) -> dict[str, TikTokTagSettings]:
-    """Tags by name, each token-less one pointed at the built-in sandbox."""
+def build_destinations(config: Config) -> dict[str, Destination]:
+    """Every configured destination by name (names are unique: the configuration checks)."""
     return {
-        tag.name: tag
-        if tag.access_token is not None
-        else tag.model_copy(update={"api_url": SANDBOX_ORIGIN})
-        for tag in tags
+        destination.name: destination
+        for kind in KINDS
+        for destination in kind.destinations(config, SANDBOX_ORIGIN)
     }
 
 
+def build_collectors(config: Config) -> list[Collector]:
+    """The ingest side of every kind that takes something from requests."""
+    return [found for kind in KINDS if (found := kind.collector(config)) is not None]
+
+
 def needs_sandbox(config: Config) -> bool:
-    """True when some tag has no access token, so its events go to the built-in sandbox."""
-    return any(tag.access_token is None for tag in config.tags)
+    """True when some destination has no real target, so it goes to the built-in sandbox."""
+    return any(kind.uses_sandbox(config) for kind in KINDS)
 
 
 def sandbox_for(config: Config, given: Starlette | None = None) -> Starlette | None:
-    """The app that answers the token-less tags' requests: ``given``, else a new sandbox;
-    ``None`` when every tag has a token."""
+    """The app that answers destinations without a real target: ``given``, else a new
+    sandbox; ``None`` when every destination has a real target."""
     if not needs_sandbox(config):
         return None
     return given or create_sandbox_app()
 
 
-def delivery_client(config: Config, sandbox: Starlette | None) -> httpx.AsyncClient:
-    """The HTTP client TikTok requests go out with; ``sandbox``, when given, answers the
-    requests of token-less tags in process (they are sent to ``SANDBOX_ORIGIN``)."""
+def delivery_client(
+    config: Config, sandbox: Starlette | None, connections: int = 100
+) -> httpx.AsyncClient:
+    """The HTTP client requests go out with; ``sandbox``, when given, answers the requests
+    sent to ``SANDBOX_ORIGIN`` in process. ``connections``: kept open at most (the sum of the
+    destinations' requests at once)."""
     mounts: dict[str, httpx.AsyncBaseTransport] = {}
     if sandbox is not None:
         mounts[SANDBOX_ORIGIN] = httpx.ASGITransport(app=sandbox)
-    return httpx.AsyncClient(mounts=mounts, timeout=config.gateway.request_timeout_seconds)
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    return httpx.AsyncClient(
+        mounts=mounts, timeout=config.gateway.request_timeout_seconds, limits=limits
+    )
 
 
 async def start_runtime(
@@ -100,23 +115,25 @@ async def start_runtime(
 ) -> Runtime:
     """Open the queue (unless given), build the client and start the worker (unless told not to).
 
-    ``sandbox`` receives the token-less tags' requests; one is created when needed and not given.
+    ``sandbox`` receives the requests of destinations without a real target; one is created
+    when needed and not given.
     """
     queue = queue or await open_queue(config.gateway.resolved_queue_url, clock=clock)
     if warning := durability_warning(queue):
         log.warning("queue_not_durable", detail=warning)
-    targets = delivery_targets(config.tags)
+    destinations = build_destinations(config)
     sandbox = sandbox_for(config, sandbox)
-    client = delivery_client(config, sandbox)
+    connections = sum(d.limits.max_in_flight for d in destinations.values())
+    client = delivery_client(config, sandbox, max(connections, 1))
     runtime = Runtime(
         config=config,
         queue=queue,
-        ingest=Ingest(config.tags, queue),
+        ingest=Ingest(build_collectors(config), queue),
         trusted_proxies=parse_trusted_proxies(config.gateway.trusted_proxies),
         mp_secrets={
             mid: secret.get_secret_value() for mid, secret in config.gateway.mp_api_secrets.items()
         },
-        delivery_tags=targets,
+        destinations=destinations,
         client=client,
         sandbox=sandbox,
     )
@@ -127,21 +144,18 @@ async def start_runtime(
     gateway = config.gateway
     runtime.worker = DeliveryWorker(
         queue,
-        targets,
+        destinations,
         client,
         clock=clock,
         on_result=runtime.observers.on_delivery,
         max_wait=gateway.batch_max_wait_ms / 1000,
-        max_in_flight=gateway.max_in_flight,
-        request_timeout=gateway.request_timeout_seconds,
-        # Events leased by a crashed process come back when their lease ends. A batch's
-        # slowest path (bisecting a bad event against a slow TikTok) may outlast it: the events
-        # are then sent twice, and TikTok's event_id deduplication absorbs the repeat.
+        # Items leased by a crashed process come back when their lease ends. A batch's
+        # slowest path (bisecting a bad event against a slow TikTok) may outlast it: the items
+        # are then sent twice, and the destinations' deduplication absorbs the repeat.
         lease_seconds=gateway.lease_seconds,
         policy=BackoffPolicy(
             base=gateway.retry_base_seconds,
             cap=gateway.retry_max_seconds,
-            expiry=gateway.event_expiry_seconds,
             probe_interval=gateway.probe_interval_seconds,
         ),
     )

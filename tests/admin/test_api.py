@@ -11,9 +11,9 @@ import pytest
 
 from tests.harness import config_of, running
 from tiktok_gateway.admin.auth import COOKIE_NAME, session_value
-from tiktok_gateway.delivery.envelope import Envelope
-from tiktok_gateway.delivery.worker import BackoffState, PauseState
+from tiktok_gateway.delivery.holds import BackoffState, PauseState
 from tiktok_gateway.queue.base import DeadLetter, NewItem, Queue
+from tiktok_gateway.tags.tiktok.envelope import Envelope
 
 TOKEN = "admin-secret-token-123"
 ADMIN = {"GATEWAY_ADMIN_TOKEN": TOKEN}
@@ -124,14 +124,16 @@ def test_queue_state_lists_paused_and_backing_off_tags() -> None:
         async with running(config_of(ADMIN)) as gateway:
             worker = gateway.runtime.worker
             assert worker is not None
-            worker.paused["default"] = PauseState("unauthorized", 40105, "bad token", 1.0, 61.0)
-            worker.backing_off["default"] = BackoffState("throttled", 2, 5.0, 9.5)
+            hold = worker.lanes["default"].hold
+            hold.pause = PauseState("unauthorized", 40105, "bad token", 1.0, 61.0)
+            hold.backoff = BackoffState("throttled", 2, 5.0, 9.5)
             body = (await gateway.client.get("/admin/queue", headers=BEARER)).json()
             assert body["depth"] == 0
             assert body["dead_letters"] == 0
             assert body["paused"] == [
                 {
                     "tag": "default",
+                    "kind": "tiktok",
                     "reason": "unauthorized",
                     "code": 40105,
                     "message": "bad token",
@@ -142,6 +144,7 @@ def test_queue_state_lists_paused_and_backing_off_tags() -> None:
             assert body["backing_off"] == [
                 {
                     "tag": "default",
+                    "kind": "tiktok",
                     "reason": "throttled",
                     "failures": 2,
                     "since": 5.0,

@@ -27,10 +27,10 @@ from starlette.applications import Starlette
 from tests.servers import served_in_thread
 from tiktok_gateway.app import create_app
 from tiktok_gateway.config import Config, load_config
-from tiktok_gateway.delivery.envelope import Envelope
-from tiktok_gateway.delivery.worker import BackoffState
+from tiktok_gateway.delivery.holds import BackoffState
 from tiktok_gateway.queue.base import DeadLetter, NewItem
 from tiktok_gateway.queue.memory import MemoryQueue
+from tiktok_gateway.tags.tiktok.envelope import Envelope
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "debug-page.png"
@@ -230,11 +230,11 @@ def check_filters(page: Page) -> None:
 def check_backing_off(page: Page, app: Starlette) -> None:
     worker = app.state.runtime.worker
     # Set from this thread: the page reads it through /admin/queue on its next refresh.
-    worker.backing_off["shop"] = BackoffState("throttled", 3, time.time(), time.time() + 40)
+    worker.lanes["shop"].hold.backoff = BackoffState("throttled", 3, time.time(), time.time() + 40)
     entry = page.locator('[data-testid="paused-tags"] .backing-off-tag[data-tag="shop"]')
     expect(entry).to_contain_text("backing off: throttled, 3 failed in a row", timeout=WAIT_MS)
     expect(entry).to_contain_text("next probe")
-    del worker.backing_off["shop"]
+    worker.lanes["shop"].hold.backoff = None
     expect(page.get_by_test_id("paused-tags")).to_have_text("none", timeout=WAIT_MS)
 
 

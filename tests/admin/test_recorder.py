@@ -16,7 +16,7 @@ from tiktok_gateway.admin.recorder import DebugRecorder
 from tiktok_gateway.config import load_config
 from tiktok_gateway.delivery.ledger import DeliveryResult
 from tiktok_gateway.observe import HitRecord
-from tiktok_gateway.tags.router import route
+from tiktok_gateway.tags.tiktok.router import route
 from tiktok_gateway.tags.tiktok.settings import TikTokTagSettings
 
 EMAIL = "alice.smith@example.com"
@@ -51,13 +51,13 @@ def hit_of(
 def delivered(tag: str, *event_ids: str, kind: str = "delivered") -> DeliveryResult:
     return DeliveryResult(
         tag,
-        tag,
+        "tiktok",
         kind,
         len(event_ids),
         40002 if kind == "rejected" else None,
         "ok",
         "rq-9",
-        event_ids=list(event_ids),
+        keys=list(event_ids),
     )
 
 
@@ -249,7 +249,7 @@ def test_the_event_stream_sends_the_backlog_then_live_events() -> None:
         assert update.startswith(b"event: delivery\n")
         data = json.loads(update.split(b"data: ", 1)[1])
         assert data["request_id"] == "r2"
-        assert data["event_ids"] == ["e2"]
+        assert (data["destination"], data["keys"]) == ("shop", ["e2"])
         assert data["delivery"]["outcome"] == "delivered"
         assert await anext(stream) == b": keepalive\n\n"
         gone = True

@@ -14,7 +14,7 @@ from tiktok_gateway.admin.redact import (
     query_pairs,
     redact,
 )
-from tiktok_gateway.admin.views import match_quality
+from tiktok_gateway.tags.tiktok.views import match_quality
 
 HEX = "ab" * 32
 B64 = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq80"

@@ -56,7 +56,6 @@ def test_seeded_random_is_reproducible_and_within_bounds() -> None:
 def test_policy_defaults_and_delay() -> None:
     policy = BackoffPolicy()
     assert (policy.base, policy.cap) == (1.0, 300.0)
-    assert policy.expiry == 7 * 24 * 3600
     assert policy.probe_interval == 60.0
     assert policy.delay(2, fixed(0.5)) == 2.0
     assert policy.delay(2, fixed(0.5), retry_after=10.0) == 10.0

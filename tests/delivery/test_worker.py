@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 from collections.abc import Awaitable, Callable, Collection
@@ -13,12 +14,14 @@ from pydantic import SecretStr
 
 from tests.fakes import FakeClock
 from tiktok_gateway.delivery.backoff import BackoffPolicy
-from tiktok_gateway.delivery.envelope import Envelope
+from tiktok_gateway.delivery.destination import Destination, Limits
+from tiktok_gateway.delivery.outcome import Retry
 from tiktok_gateway.delivery.worker import DeliveryResult, DeliveryWorker
 from tiktok_gateway.queue.base import LeasedItem, NewItem
 from tiktok_gateway.queue.memory import MemoryQueue
-from tiktok_gateway.tags.tiktok.classify import Retry
 from tiktok_gateway.tags.tiktok.client import TrackReply, post_batch
+from tiktok_gateway.tags.tiktok.destination import TikTokDestination, tiktok_limits
+from tiktok_gateway.tags.tiktok.envelope import Envelope
 from tiktok_gateway.tags.tiktok.settings import TikTokTagSettings
 
 API = "https://tiktok.test"
@@ -28,6 +31,13 @@ TAGS = {
     ),
     "free": TikTokTagSettings(name="free", pixel_code="PIXEL2", api_url=API),
 }
+LIMITS = tiktok_limits(max_in_flight=4, max_age=7 * 24 * 3600.0, timeout=10.0)
+
+
+def destinations(limits: Limits = LIMITS) -> dict[str, Destination]:
+    """The two tags as destinations, posting to ``API``."""
+    return {name: TikTokDestination(tag, API, limits) for name, tag in TAGS.items()}
+
 
 Body = dict[str, Any]
 Answer = Callable[[Body], httpx.Response]
@@ -97,16 +107,21 @@ class RecordingQueue(MemoryQueue):
 
 
 class Rig:
-    """A queue, a fake clock, a scripted TikTok and a worker wired together."""
+    """A queue, a fake clock, a scripted TikTok and a worker wired together. ``options`` go to
+    the worker, but for the destinations' ``Limits`` fields (``max_events``, ``max_bytes``,
+    ``max_in_flight``, ``max_age``, ``timeout``)."""
 
     def __init__(self, tiktok: TikTok, client: httpx.AsyncClient, **options: Any) -> None:
         self.clock = FakeClock()
         self.queue = RecordingQueue(self.clock)
         self.tiktok = tiktok
         self.results: list[DeliveryResult] = []
+        fields = {
+            name: options.pop(name) for name in Limits.__dataclass_fields__ if name in options
+        }
         self.worker = DeliveryWorker(
             self.queue,
-            TAGS,
+            destinations(dataclasses.replace(LIMITS, **fields)),
             client,
             clock=self.clock,
             rng=random.Random(1),
@@ -155,13 +170,13 @@ def test_delivered_events_are_acked() -> None:
         stats = await rig.queue.stats()
         assert (stats.depth, stats.leased, stats.dead) == (0, 0, 0)
         [result] = rig.results
-        assert (result.outcome_kind, result.events, result.tag, result.sent) == (
+        assert (result.outcome_kind, result.events, result.destination, result.sent) == (
             "delivered",
             3,
             "shop",
             True,
         )
-        assert result.event_ids == ["e0", "e1", "e2"]
+        assert result.keys == ["e0", "e1", "e2"]
         assert result.request_id == "req-0"
 
     tiktok = scenario(body)
@@ -401,7 +416,9 @@ def test_a_failing_observer_does_not_stop_delivery() -> None:
     async def main() -> None:
         async with httpx.AsyncClient(transport=httpx.MockTransport(tiktok.handle)) as client:
             queue = MemoryQueue(FakeClock())
-            worker = DeliveryWorker(queue, TAGS, client, clock=FakeClock(), on_result=explode)
+            worker = DeliveryWorker(
+                queue, destinations(), client, clock=FakeClock(), on_result=explode
+            )
             envelope = Envelope("shop", "PIXEL1", None, {"event": "Lead", "event_id": "x"})
             await queue.put([NewItem(envelope.group, envelope.to_bytes())])
             await worker.drain()
@@ -421,7 +438,9 @@ def test_post_batch_returns_transport_errors_instead_of_raising() -> None:
 
     reply = asyncio.run(main())
     assert isinstance(reply.error, httpx.ReadTimeout)
-    assert reply.classify(0.0) == Retry(None, "timeout", None, "ReadTimeout: timed out")
+    assert reply.classify(0.0) == Retry(
+        None, "timeout", None, "ReadTimeout: timed out", cause="transport"
+    )
 
 
 def test_tiktok_names_the_bad_event_and_only_it_is_dead_lettered() -> None:
@@ -556,9 +575,9 @@ def test_unknown_codes_give_up_after_the_cap() -> None:
     assert len(tiktok.requests) == 20
 
 
-def test_bad_payloads_and_unknown_tags_are_dead_lettered() -> None:
+def test_bad_payloads_and_unknown_destinations_are_dead_lettered() -> None:
     async def body(rig: Rig) -> None:
-        await rig.queue.put([NewItem("shop\x1f", b"not json"), NewItem("shop\x1f", b"[1]")])
+        await rig.queue.put([NewItem("shop", b"not json"), NewItem("shop", b"[1]")])
         await rig.put(1, tag="gone")
         await rig.put(1, first=1)
         await rig.worker.drain()
@@ -566,7 +585,7 @@ def test_bad_payloads_and_unknown_tags_are_dead_lettered() -> None:
         assert sorted(r.reason for r in records) == [
             "invalid_payload",
             "invalid_payload",
-            "unknown_tag",
+            "unknown_destination",
         ]
         assert (await rig.queue.stats()).depth == 0
 

@@ -12,9 +12,9 @@ import pytest
 from tests import redis_server
 from tests.harness import HIT, config_of, run, running
 from tiktok_gateway import app as app_module
-from tiktok_gateway.delivery.envelope import Envelope
-from tiktok_gateway.delivery.worker import BackoffState
+from tiktok_gateway.delivery.holds import BackoffState
 from tiktok_gateway.queue.redis_streams import RedisStreamsQueue
+from tiktok_gateway.tags.tiktok.envelope import Envelope
 
 
 async def queued_events(queue: Any) -> list[Envelope]:
@@ -276,7 +276,7 @@ def test_health_and_readiness() -> None:
             assert "backing_off" not in ready.json()
             worker = gw.runtime.worker
             assert worker is not None
-            worker.backing_off["default"] = BackoffState("timeout", 4, 0.0, 1e12)
+            worker.lanes["default"].hold.backoff = BackoffState("timeout", 4, 0.0, 1e12)
             ready = await gw.client.get("/readyz")  # TikTok's trouble, not this process's
             assert (ready.status_code, ready.json()["problems"]) == (200, [])
             assert ready.json()["backing_off"] == {"default": "timeout: 4 failed requests in a row"}

@@ -6,13 +6,16 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tiktok_gateway.endpoints.cookies import _set_cookie_value, set_ttclid_cookie
+from tiktok_gateway.endpoints.cookies import _set_cookie_value, set_cookie
 from tiktok_gateway.endpoints.cors import apply_cors
+from tiktok_gateway.ingest import Cookie
+from tiktok_gateway.tags.tiktok.collector import TTCLID_COOKIE, TTCLID_MAX_AGE
 
 
 def _cookie(value: str, host: str, cookie_domain: str = "") -> str:
     response = Response(status_code=204)
-    set_ttclid_cookie(response, value, host=host, cookie_domain=cookie_domain)
+    cookie = Cookie(TTCLID_COOKIE, value, TTCLID_MAX_AGE)
+    set_cookie(response, cookie, host=host, cookie_domain=cookie_domain)
     (header,) = response.headers.getlist("set-cookie")
     return header
 

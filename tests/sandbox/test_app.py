@@ -16,15 +16,9 @@ from starlette.routing import Mount
 
 from tests.fakes import FakeClock
 from tests.servers import served_in_thread
-from tiktok_gateway.sandbox import (
-    FaultInjector,
-    FaultKind,
-    FaultSettings,
-    Sandbox,
-    create_sandbox_app,
-    sandbox_of,
-    sandbox_server_config,
-)
+from tiktok_gateway.sandbox.app import Sandbox, create_sandbox_app, sandbox_of
+from tiktok_gateway.sandbox.faults import FaultInjector, FaultKind, FaultSettings
+from tiktok_gateway.sandbox.server import sandbox_server_config
 from tiktok_gateway.tags.tiktok.payload import TRACK_PATH, TrackResponse, request_body
 
 T = TypeVar("T")

@@ -10,6 +10,7 @@ SQLite and Redis Streams (the real server on loopback).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,14 +22,16 @@ from tests import redis_server
 from tests.fakes import FakeClock
 from tests.harness import config_of, running
 from tiktok_gateway.delivery.backoff import BackoffPolicy
-from tiktok_gateway.delivery.envelope import Envelope
+from tiktok_gateway.delivery.destination import Destination
 from tiktok_gateway.delivery.worker import DeliveryWorker
 from tiktok_gateway.queue.base import NewItem, Queue
 from tiktok_gateway.queue.redis_streams import RedisStreamsQueue
 from tiktok_gateway.queue.sqlite import SQLiteQueue
-from tiktok_gateway.runtime import delivery_targets
+from tiktok_gateway.runtime import SANDBOX_ORIGIN
 from tiktok_gateway.sandbox.app import create_sandbox_app, sandbox_of
 from tiktok_gateway.sandbox.faults import FaultSettings
+from tiktok_gateway.tags.tiktok.destination import TikTokDestination, tiktok_limits
+from tiktok_gateway.tags.tiktok.envelope import Envelope
 
 N = 400
 BAD = 4
@@ -100,14 +103,18 @@ def test_every_event_is_delivered_or_dead_lettered_with_a_reason(
             ]
             await queue.put([NewItem(e.group, e.to_bytes()) for e in invalid])
             async with httpx.AsyncClient(transport=flaky) as client:
+                limits = tiktok_limits(max_in_flight=4, max_age=7 * 24 * 3600.0, timeout=10.0)
+                small = dataclasses.replace(limits, max_events=50)
+                destinations: dict[str, Destination] = {
+                    tag.name: TikTokDestination(tag, SANDBOX_ORIGIN, small) for tag in config.tags
+                }
                 worker = DeliveryWorker(
                     queue,
-                    delivery_targets(config.tags),
+                    destinations,
                     client,
                     clock=clock,
                     rng=random.Random(3),
                     policy=BackoffPolicy(base=1.0, cap=20.0),
-                    max_events=50,
                 )
                 for _ in range(100):
                     await worker.drain()

@@ -30,7 +30,6 @@ from tests.fakes import FakeClock
 from tests.harness import running
 from tests.telemetry.helpers import run
 from tiktok_gateway.config import load_config
-from tiktok_gateway.delivery.envelope import group_of
 from tiktok_gateway.queue.base import NewItem
 
 ACCESS_TOKEN = "acc3ss-T0KEN-zq8v"
@@ -48,7 +47,7 @@ TOML = """
 name = "secure"
 pixel_code = "CSECURE"
 access_token_env = "TIKTOK_ACCESS_TOKEN"
-api_url = "http://tiktok-sandbox.internal"   # the in-process sandbox, reached with the token
+api_url = "http://sandbox.internal"   # runtime.SANDBOX_ORIGIN: in process, with the token
 
 [[tags]]
 name = "open"
@@ -292,7 +291,7 @@ def test_no_secret_or_personal_data_leaks(
             await worker.drain()
             seen.answer(await client.delete("/sandbox/outage", headers=operator))
             clock.now += 3600
-            await gw.queue.put([NewItem(group_of("open", None), b"{not json")])
+            await gw.queue.put([NewItem("open", b"{not json")])
             await worker.drain()
             for path in ("/metrics", "/readyz", "/healthz", "/sandbox/events", "/sandbox/"):
                 answer = await client.get(path, headers=operator)

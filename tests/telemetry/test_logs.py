@@ -80,9 +80,9 @@ def test_one_delivery_line_per_batch(log_stream: io.StringIO) -> None:
     run(scenario())
     lines = [line for line in json_lines(log_stream.getvalue()) if line["event"] == "delivery"]
     (line,) = lines
-    assert line["tag"] == "default"
+    assert (line["destination"], line["kind"]) == ("default", "tiktok")
     assert (line["outcome"], line["events"], line["code_class"]) == ("delivered", 3, "ok")
-    assert line["tiktok_request_id"]
+    assert line["destination_request_id"]
     assert line["latency_ms"] >= 0
     assert line["level"] == "info"
     assert set(line) >= SHAPE
@@ -174,12 +174,13 @@ def test_capture_logs_sees_the_structured_lines() -> None:
         telemetry.on_delivery(
             DeliveryResult(
                 "t",
-                "t|",
+                "tiktok",
                 "rejected",
                 1,
                 40002,
                 "Batch.0.user.email: a@b.co is not tok-123456789 nor +1 415 555 0100",
                 sent=True,
+                cause="invalid",
             )
         )
     hit, delivery = lines
@@ -192,7 +193,7 @@ def test_tiktok_messages_are_scrubbed_in_the_delivery_line(log_stream: io.String
     telemetry = Telemetry()
     telemetry.set_secrets(["tok-123456789"])
     message = "Batch.0.user.email: a@b.co is not tok-123456789 nor +1 415 555 0100"
-    telemetry.on_delivery(DeliveryResult("t", "t|", "rejected", 1, 40002, message, sent=True))
+    telemetry.on_delivery(DeliveryResult("t", "tiktok", "rejected", 1, 40002, message, sent=True))
     (line,) = json_lines(log_stream.getvalue())
     assert line["message"] == "Batch.0.user.email: [email] is not [secret] nor [number]"
 
@@ -200,7 +201,7 @@ def test_tiktok_messages_are_scrubbed_in_the_delivery_line(log_stream: io.String
 def test_nothing_is_logged_before_logging_is_configured(capsys: pytest.CaptureFixture[str]) -> None:
     telemetry = Telemetry()
     telemetry.on_hit(HitRecord("r1", "ga4", 0.0, 204, "accepted"))
-    telemetry.on_delivery(DeliveryResult("t", "t|", "delivered", 1, sent=True))
+    telemetry.on_delivery(DeliveryResult("t", "tiktok", "delivered", 1, sent=True))
     captured = capsys.readouterr()
     assert (captured.out, captured.err) == ("", "")
     assert (
@@ -236,13 +237,13 @@ def test_ids_keep_their_digits_but_free_text_does_not(log_stream: io.StringIO) -
     structlog.get_logger("x").info(
         "mail bob@example.com or 5551234567",
         request_id="1234567890abcdef",
-        tiktok_request_id="20240101123456789",
+        destination_request_id="20240101123456789",
         detail="5551234567",
     )
     (line,) = json_lines(log_stream.getvalue())
     assert line["event"] == "mail [email] or [number]"
     assert line["request_id"] == "1234567890abcdef"
-    assert line["tiktok_request_id"] == "20240101123456789"
+    assert line["destination_request_id"] == "20240101123456789"
     assert line["detail"] == "[number]"
 
 
@@ -275,9 +276,9 @@ def _emit_lines(secret: str) -> None:
     )
     log.warning(
         "delivery",
-        tag="shop",
+        destination="shop",
         message=f"Batch.0.user.email: a@b.co is not {secret} nor +1 415 555 0100",
-        tiktok_request_id="20240101123456789",
+        destination_request_id="20240101123456789",
         ids=["x@y.org", 5551234567],
     )
     log.info("umlaut \u00e4 and \U0001f600", thing=_Opaque(), ratio=float("nan"))

@@ -7,15 +7,13 @@ from prometheus_client import CollectorRegistry
 
 from tests.harness import config_of, running
 from tests.telemetry.helpers import HIT, run, scrape
-from tiktok_gateway.delivery.envelope import group_of
-from tiktok_gateway.delivery.ledger import DeliveryResult
-from tiktok_gateway.delivery.worker import BackoffState, PauseState
+from tiktok_gateway.delivery.holds import BackoffState, PauseState
 from tiktok_gateway.errors import LineError
 from tiktok_gateway.observe import HitRecord
 from tiktok_gateway.queue.base import NewItem
 from tiktok_gateway.tags.tiktok.mapping import DroppedEvent, MappedEvent
 from tiktok_gateway.telemetry import Telemetry
-from tiktok_gateway.telemetry.metrics import CODE_CLASSES, Children, _word, code_class
+from tiktok_gateway.telemetry.metrics import Children, _word
 
 DENIED = HIT + "&gcs=G100"  # ad_storage denied: the default "respect" policy drops it
 LEAVE = HIT.replace("en=page_view", "en=user_engagement")  # no trigger fires on it
@@ -44,8 +42,8 @@ def test_metrics_answer_in_the_prometheus_format_with_zero_series() -> None:
             metrics = await scrape(gw.client)
             assert metrics("gateway_hits_total", source="ga4", outcome="accepted") == 0
             assert metrics("gateway_events_dropped_total", reason="unrouted") == 0
-            assert metrics("gateway_events_mapped_total", tag="default") == 0
-            assert metrics("gateway_tag_paused", tag="default") == 0
+            assert metrics("gateway_items_queued_total", kind="tiktok", destination="default") == 0
+            assert metrics("gateway_destination_paused", kind="tiktok", destination="default") == 0
             assert metrics("gateway_queue_up") == 1
             assert metrics("gateway_queue_depth") == 0
             assert metrics("gateway_dead_letters") == 0
@@ -65,7 +63,7 @@ def test_hit_counters_and_queue_gauges_move_as_hits_flow() -> None:
             metrics = await scrape(client)
             assert metrics("gateway_hits_total", source="ga4", outcome="accepted") == 2
             assert metrics("gateway_events_received_total", source="ga4") == 2
-            assert metrics("gateway_events_mapped_total", tag="default") == 2
+            assert metrics("gateway_items_queued_total", kind="tiktok", destination="default") == 2
             assert metrics("gateway_request_seconds_count", source="ga4") == 2
             assert metrics("gateway_queue_depth") == 2
             assert metrics("gateway_queue_oldest_age_seconds") >= 0
@@ -100,7 +98,7 @@ def test_hit_counters_and_queue_gauges_move_as_hits_flow() -> None:
             assert metrics("gateway_hit_errors_total", source="events", reason="unauthorized") == 1
             # 2 + the denied one + the unrouted one + 2 lines of the batch
             assert metrics("gateway_events_received_total", source="ga4") == 6
-            assert metrics("gateway_events_mapped_total", tag="default") == 4
+            assert metrics("gateway_items_queued_total", kind="tiktok", destination="default") == 4
             assert metrics("gateway_queue_depth") == 4
             assert metrics("gateway_request_seconds_count", source="ga4") == 7
 
@@ -115,11 +113,32 @@ def test_delivery_counters_after_a_drain() -> None:
             assert gw.runtime.worker is not None
             await gw.runtime.worker.drain()
             metrics = await scrape(gw.client)
-            assert metrics("gateway_delivery_events_total", tag="default", outcome="delivered") == 3
-            assert metrics("gateway_delivery_requests_total", tag="default", code_class="ok") == 1
-            assert metrics("gateway_delivery_request_seconds_count", tag="default") == 1
-            assert metrics("gateway_delivery_batch_events_count") == 1
-            assert metrics("gateway_delivery_batch_events_sum") == 3
+            assert (
+                metrics(
+                    "gateway_delivery_events_total",
+                    kind="tiktok",
+                    destination="default",
+                    outcome="delivered",
+                )
+                == 3
+            )
+            assert (
+                metrics(
+                    "gateway_delivery_requests_total",
+                    kind="tiktok",
+                    destination="default",
+                    code_class="ok",
+                )
+                == 1
+            )
+            assert (
+                metrics(
+                    "gateway_delivery_request_seconds_count", kind="tiktok", destination="default"
+                )
+                == 1
+            )
+            assert metrics("gateway_delivery_batch_events_count", kind="tiktok") == 1
+            assert metrics("gateway_delivery_batch_events_sum", kind="tiktok") == 3
             assert metrics("gateway_queue_depth") == 0
             assert metrics("gateway_queue_leased") == 0
 
@@ -134,13 +153,32 @@ def test_server_errors_count_as_retries_of_class_server() -> None:
             assert gw.runtime.worker is not None
             await gw.runtime.worker.drain()
             metrics = await scrape(gw.client)
-            assert metrics("gateway_delivery_events_total", tag="default", outcome="retry") == 1
             assert (
-                metrics("gateway_delivery_requests_total", tag="default", code_class="server") == 1
+                metrics(
+                    "gateway_delivery_events_total",
+                    kind="tiktok",
+                    destination="default",
+                    outcome="retry",
+                )
+                == 1
+            )
+            assert (
+                metrics(
+                    "gateway_delivery_requests_total",
+                    kind="tiktok",
+                    destination="default",
+                    code_class="server",
+                )
+                == 1
             )
             assert metrics("gateway_queue_depth") == 1  # waiting for its retry
             assert (
-                metrics.get("gateway_delivery_events_total", tag="default", outcome="delivered")
+                metrics.get(
+                    "gateway_delivery_events_total",
+                    kind="tiktok",
+                    destination="default",
+                    outcome="delivered",
+                )
                 is None
             )
 
@@ -150,16 +188,24 @@ def test_server_errors_count_as_retries_of_class_server() -> None:
 def test_dead_letters_gauge_and_unreadable_items() -> None:
     async def scenario() -> None:
         async with running() as gw:
-            await gw.queue.put([NewItem(group_of("default", None), b"{not json")])
+            await gw.queue.put([NewItem("default", b"{not json")])
             assert gw.runtime.worker is not None
             await gw.runtime.worker.drain()
             metrics = await scrape(gw.client)
             assert metrics("gateway_dead_letters") == 1
             assert metrics("gateway_queue_depth") == 0
             outcome = "invalid_payload"
-            assert metrics("gateway_delivery_events_total", tag="default", outcome=outcome) == 1
+            assert (
+                metrics(
+                    "gateway_delivery_events_total",
+                    kind="tiktok",
+                    destination="default",
+                    outcome=outcome,
+                )
+                == 1
+            )
             # never sent to TikTok: no request counted
-            assert metrics("gateway_delivery_batch_events_count") == 0
+            assert metrics.get("gateway_delivery_batch_events_count", kind="tiktok") is None
 
     run(scenario())
 
@@ -169,46 +215,24 @@ def test_paused_and_backing_off_tags_show_at_scrape_time() -> None:
         async with running() as gw:
             worker = gw.runtime.worker
             assert worker is not None
-            worker.paused["default"] = PauseState("token_invalid", 40105, "bad token", 0.0, 1e12)
+            hold = worker.lanes["default"].hold
+            hold.pause = PauseState("token_invalid", 40105, "bad token", 0.0, 1e12)
             metrics = await scrape(gw.client)
-            assert metrics("gateway_tag_paused", tag="default") == 1
-            del worker.paused["default"]
-            assert (await scrape(gw.client))("gateway_tag_paused", tag="default") == 0
-            assert metrics("gateway_tag_backing_off", tag="default") == 0
-            worker.backing_off["default"] = BackoffState("server_error", 3, 0.0, 1e12)
-            assert (await scrape(gw.client))("gateway_tag_backing_off", tag="default") == 1
+            assert metrics("gateway_destination_paused", kind="tiktok", destination="default") == 1
+            hold.pause = None
+            assert (await scrape(gw.client))(
+                "gateway_destination_paused", kind="tiktok", destination="default"
+            ) == 0
+            assert (
+                metrics("gateway_destination_backing_off", kind="tiktok", destination="default")
+                == 0
+            )
+            hold.backoff = BackoffState("server_error", 3, 0.0, 1e12)
+            assert (await scrape(gw.client))(
+                "gateway_destination_backing_off", kind="tiktok", destination="default"
+            ) == 1
 
     run(scenario())
-
-
-@pytest.mark.parametrize(
-    ("kind", "code", "message", "expected"),
-    [
-        ("delivered", None, "OK", "ok"),
-        ("partial", 20001, "partial", "partial"),
-        ("rejected", 40002, "Batch.0.event: required", "invalid"),
-        ("bisect", 40000, "invalid params", "invalid"),
-        ("split", 40061, "too large", "too_large"),
-        ("split", None, "HTTP 413", "too_large"),
-        ("paused", 40105, "token invalid", "auth"),
-        ("paused", None, "HTTP 401", "auth"),
-        ("retry", 40100, "throttled", "throttled"),
-        ("retry", None, "HTTP 429", "throttled"),
-        ("retry", 50002, "busy", "server"),
-        ("retry", None, "HTTP 503", "server"),
-        ("retry", None, "ConnectError: refused", "transport"),
-        ("expired", None, "ReadTimeout: timed out", "transport"),
-        ("retry", None, "HTTP 408", "transport"),
-        ("retry", None, "HTTP 200 without a TikTok answer", "unexpected"),
-        ("retry", 0, "OK", "unexpected"),
-        ("retries_exhausted", 12345, "what", "unknown"),
-        ("retry", 44444, "new code", "invalid"),
-    ],
-)
-def test_code_classes(kind: str, code: int | None, message: str, expected: str) -> None:
-    result = DeliveryResult("t", "t|", kind, 1, code, message, sent=True)
-    assert code_class(result) == expected
-    assert expected in CODE_CLASSES
 
 
 def _sample(telemetry: Telemetry, name: str, **labels: str) -> float | None:
@@ -229,13 +253,14 @@ def test_children_are_the_metrics_own_and_cleaned_once() -> None:
 
 def test_children_past_the_limit_still_count() -> None:
     telemetry = Telemetry()
-    children = Children(telemetry.events_mapped, limit=2)
+    children = Children(telemetry.items_queued, limit=2)
     for round_ in range(3):
         for tag in ("a", "b", "c", "d"):
-            children(tag).inc()
+            children("tiktok", tag).inc()
         assert len(children._cache) == 2, round_
     for tag in ("a", "b", "c", "d"):
-        assert _sample(telemetry, "gateway_events_mapped_total", tag=tag) == 3
+        labels = {"kind": "tiktok", "destination": tag}
+        assert _sample(telemetry, "gateway_items_queued_total", **labels) == 3
 
 
 def test_on_hit_counts_what_labels_would() -> None:
@@ -276,7 +301,7 @@ def test_on_hit_counts_what_labels_would() -> None:
         ("gateway_events_received_total", (("source", "ga4"),)): 8,
         ("gateway_events_invalid_total", (("source", "ga4"), ("reason", "missing_event_name"))): 2,
         ("gateway_events_invalid_total", (("source", "ga4"), ("reason", "other"))): 2,
-        ("gateway_events_mapped_total", (("tag", "shop"),)): 6,
+        ("gateway_items_queued_total", (("kind", "tiktok"), ("destination", "shop"))): 6,
         ("gateway_events_dropped_total", (("reason", "consent"),)): 2,
         ("gateway_events_dropped_total", (("reason", "unrouted"),)): 2,
         ("gateway_request_seconds_count", (("source", "ga4"),)): 4,

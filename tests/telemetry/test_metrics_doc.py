@@ -59,6 +59,6 @@ def test_documented_labels_match_the_registered_ones() -> None:
 
 
 def test_labels_are_never_ids_or_urls() -> None:
-    allowed = {"source", "outcome", "reason", "tag", "code_class"}
+    allowed = {"source", "outcome", "reason", "kind", "destination", "code_class"}
     for info in Telemetry().catalog:
         assert set(info.labels) <= allowed, info

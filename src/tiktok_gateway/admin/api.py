@@ -1,13 +1,15 @@
 """The admin API (SPEC 10.1), behind ``admin.auth``: queue state, dead letters, replay.
 
 - ``GET /admin/queue``: ``{"depth", "leased", "oldest_age_seconds", "dead_letters",
-  "paused": [{"tag", "reason", "code", "message", "since", "probe_at"}],
-  "backing_off": [{"tag", "reason", "failures", "since", "retry_at"}]}`` (times: unix s).
+  "paused": [{"tag", "kind", "reason", "code", "message", "since", "probe_at"}],
+  "backing_off": [{"tag", "kind", "reason", "failures", "since", "retry_at"}]}`` (times: unix
+  s; ``tag`` is the destination's name: a TikTok tag, or ``ga4``).
 - ``GET /admin/dead-letters?limit=N`` (1..1000, default 100): ``{"dead_letters": [...]}``,
-  most recent first; each ``{"id", "tag", "pixel", "test_event_code", "event_name",
-  "event_id", "event", "reason", "code", "message", "request_id", "attempts", "enqueued_at",
-  "dead_at"}`` (``event`` is the queued TikTok event, redacted like the debug page; an
-  unreadable payload gives ``event: null`` and ``payload_error``).
+  most recent first; each ``{"id", "tag", "kind", "event_name", "summary", "reason", "code",
+  "message", "request_id", "attempts", "enqueued_at", "dead_at"}`` plus what the destination's
+  kind reads from the payload (``Kind.item_view``; TikTok: ``pixel``, ``test_event_code``,
+  ``event_id``, ``event``, the event redacted like the debug page; GA4: ``measurement_id``,
+  ``path``, ``params``, ...). A payload no kind can read gives ``payload_error``.
 - ``POST /admin/dead-letters/replay`` with ``{"ids": ["...", ...]}`` (1..1000 ids) or
   ``{"all": true}``: moves them back into the queue (attempts reset) and answers
   ``{"replayed": n}``; ids that are no dead letter are skipped. A request admitted by the
@@ -28,12 +30,13 @@ from starlette.routing import BaseRoute, Route
 
 from tiktok_gateway import wire_json
 from tiktok_gateway.admin.auth import Grant, admin_only
-from tiktok_gateway.admin.redact import mask_text, redact
+from tiktok_gateway.admin.redact import mask_text
 from tiktok_gateway.admin.views import json_answer
-from tiktok_gateway.delivery.envelope import Envelope, split_group
 from tiktok_gateway.endpoints.access import runtime_of
 from tiktok_gateway.endpoints.body import BodyTooLarge, error_response, read_body
 from tiktok_gateway.queue.base import DeadRecord, stats_within_timeout
+from tiktok_gateway.tags.kind import ItemView
+from tiktok_gateway.tags.registry import BY_NAME, KINDS
 
 MAX_LIMIT: Final = 1000
 MAX_IDS: Final = 1000
@@ -41,17 +44,28 @@ MAX_BODY: Final = 64 * 1024
 QUEUE_TIMEOUT: Final = 5.0
 
 
-def dead_letter_view(record: DeadRecord) -> dict[str, Any]:
-    """One stored dead letter as the API lists it (module docstring)."""
-    tag, test_event_code = split_group(record.group)
+def item_view(kind: str | None, payload: bytes) -> ItemView | None:
+    """What ``kind`` reads from a queued payload (with no kind, as when its destination is no
+    longer configured: the first kind that can read it); ``None`` when none can."""
+    found = BY_NAME.get(kind) if kind is not None else None
+    candidates = [found] if found is not None else list(KINDS)
+    for candidate in candidates:
+        try:
+            return candidate.item_view(payload)
+        except (ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
+def dead_letter_view(record: DeadRecord, kind: str | None) -> dict[str, Any]:
+    """One stored dead letter as the API lists it (module docstring); ``kind``: that of the
+    destination named by the record's group, ``None`` when it is not configured."""
     view: dict[str, Any] = {
         "id": record.id,
-        "tag": tag,
-        "pixel": None,
-        "test_event_code": test_event_code,
+        "tag": record.group,
+        "kind": kind,
         "event_name": None,
-        "event_id": None,
-        "event": None,
+        "summary": None,
         "reason": record.reason,
         "code": record.code,
         "message": mask_text(record.message),
@@ -60,20 +74,12 @@ def dead_letter_view(record: DeadRecord) -> dict[str, Any]:
         "enqueued_at": record.enqueued_at,
         "dead_at": record.dead_at,
     }
-    try:
-        envelope = Envelope.from_bytes(record.payload)
-    except (ValueError, KeyError, TypeError):
+    shown = item_view(kind, record.payload)
+    if shown is None:
         view["payload_error"] = "unreadable payload"
         return view
-    event = envelope.event
-    name, event_id = event.get("event"), event.get("event_id")
-    view.update(
-        tag=str(envelope.tag),
-        pixel=str(envelope.pixel_code),
-        event_name=mask_text(str(name)) if name is not None else None,
-        event_id=str(event_id) if event_id is not None else None,
-        event=redact(event),
-    )
+    view.update(shown.fields)
+    view.update(event_name=shown.name, summary=shown.summary)
     return view
 
 
@@ -90,12 +96,14 @@ async def queue_state(request: Request, grant: Grant) -> Response:
         return _unavailable(exc)
     paused = runtime.worker.paused if runtime.worker is not None else {}
     backing_off = runtime.worker.backing_off if runtime.worker is not None else {}
+    kinds = {name: destination.kind for name, destination in runtime.destinations.items()}
     return json_answer(
         {
             **stats.to_json(),
             "paused": [
                 {
                     "tag": tag,
+                    "kind": kinds.get(tag),
                     "reason": state.reason,
                     "code": state.code,
                     "message": mask_text(state.message),
@@ -107,6 +115,7 @@ async def queue_state(request: Request, grant: Grant) -> Response:
             "backing_off": [
                 {
                     "tag": tag,
+                    "kind": kinds.get(tag),
                     "reason": state.reason,
                     "failures": state.failures,
                     "since": state.since,
@@ -123,13 +132,14 @@ async def dead_letters(request: Request, grant: Grant) -> Response:
     raw = request.query_params.get("limit", "100")
     if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
         return error_response(400, "bad_request", f"limit must be 1..{MAX_LIMIT}")
+    runtime = runtime_of(request)
     try:
-        records = await asyncio.wait_for(
-            runtime_of(request).queue.dead_letters(int(raw)), timeout=QUEUE_TIMEOUT
-        )
+        records = await asyncio.wait_for(runtime.queue.dead_letters(int(raw)), QUEUE_TIMEOUT)
     except Exception as exc:  # storage trouble is a 503, never a 500
         return _unavailable(exc)
-    return json_answer({"dead_letters": [dead_letter_view(record) for record in records]})
+    kinds = {name: destination.kind for name, destination in runtime.destinations.items()}
+    views = [dead_letter_view(record, kinds.get(record.group)) for record in records]
+    return json_answer({"dead_letters": views})
 
 
 def replay_ids(body: object) -> list[str] | str | None:

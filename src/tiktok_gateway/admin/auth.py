@@ -31,7 +31,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tiktok_gateway.endpoints.access import bearer_matches, runtime_of, same_secret
+from tiktok_gateway.credentials import same_secret
+from tiktok_gateway.endpoints.access import bearer_matches, runtime_of
 from tiktok_gateway.endpoints.body import error_response
 
 COOKIE_NAME: Final = "gw_admin"

@@ -106,9 +106,9 @@ async def debug_page(request: Request) -> Response:
     grant = authorize(request)
     if isinstance(grant, Response):
         return grant
-    tags = [(tag.name, tag.pixel_code) for tag in runtime_of(request).config.tags]
+    destinations = [(d.name, d.kind) for d in runtime_of(request).destinations.values()]
     headers = {**_SECURITY_HEADERS, "Content-Security-Policy": CSP}
-    return HTMLResponse(render_page(tags), headers=headers)
+    return HTMLResponse(render_page(destinations), headers=headers)
 
 
 async def debug_script(request: Request) -> Response:

@@ -52,7 +52,9 @@ button { cursor: pointer; border: 1px solid #999; border-radius: 4px; background
   gap: 0 .6rem; }
 .tag-result { border: 1px solid var(--line); border-radius: 4px; padding: .4rem .6rem;
   margin-top: .5rem; }
-.tag-result.dropped { color: var(--muted); }
+.tag-result.dropped, .forward-result.skipped { color: var(--muted); }
+.forward-result { border: 1px dashed #bbb; border-radius: 4px; padding: .3rem .6rem;
+  margin-top: .5rem; }
 .identifiers span { display: inline-block; margin: 0 .3rem .2rem 0; padding: 0 .35rem;
   border-radius: 3px; font-size: .75rem; background: #eee; color: #999;
   text-decoration: line-through; }
@@ -81,7 +83,7 @@ CSP: Final = (
 
 _OUTCOMES: Final = (
     ("Delivery", ("queued", "delivered", "partial", "retry", "paused", "rejected", "expired")),
-    ("", ("retries_exhausted", "invalid_payload", "unknown_tag", "dropped")),
+    ("", ("retries_exhausted", "invalid_payload", "unknown_destination", "dropped", "skipped")),
     ("Hit", ("accepted", "partial_hit", "invalid", "too_large", "unauthorized", "unavailable")),
 )
 
@@ -110,7 +112,7 @@ _PAGE: Final = """<!doctype html>
 <dt>Oldest</dt><dd id="queue-oldest" data-testid="queue-oldest">-</dd>
 <dt>Dead letters</dt><dd id="queue-dead" data-testid="queue-dead">-</dd>
 </dl>
-<h3>Paused or backing-off tags</h3>
+<h3>Paused or backing-off destinations</h3>
 <ul id="paused-tags" data-testid="paused-tags"><li class="none">none</li></ul>
 <p id="queue-error" class="error" hidden></p>
 </section>
@@ -123,7 +125,7 @@ _PAGE: Final = """<!doctype html>
 </aside>
 <section id="stream">
 <form id="filters" data-testid="filters">
-<label>Tag (pixel)<select id="filter-tag" data-testid="filter-tag">
+<label>Destination<select id="filter-tag" data-testid="filter-tag">
 <option value="">all</option>@TAGS@</select></label>
 <label>Event name<input id="filter-event" data-testid="filter-event" type="search"
 placeholder="purchase, Pageview..."></label>
@@ -148,11 +150,11 @@ def _outcome_options() -> str:
     return "".join(parts)
 
 
-def render_page(tags: Sequence[tuple[str, str]]) -> str:
-    """The page for the configured ``(tag name, pixel code)`` pairs (escaped)."""
+def render_page(destinations: Sequence[tuple[str, str]]) -> str:
+    """The page for the configured ``(destination name, kind)`` pairs (escaped)."""
     options = "".join(
-        f'<option value="{escape(name)}">{escape(name)} ({escape(pixel)})</option>'
-        for name, pixel in tags
+        f'<option value="{escape(name)}">{escape(name)} ({escape(kind)})</option>'
+        for name, kind in destinations
     )
     return (
         _PAGE.replace("@STYLE@", STYLE)

@@ -13,7 +13,7 @@ from typing import Final
 SCRIPT: Final = r""""use strict";
 const MAX_HITS = 200;
 const FAILED = new Set(["rejected", "expired", "retries_exhausted", "invalid_payload",
-  "unknown_tag"]);
+  "unknown_destination"]);
 const hitsBox = document.getElementById("hits");
 const hits = new Map();  // request_id -> {hit, rows: [element]}
 const $ = (id) => document.getElementById(id);
@@ -47,7 +47,7 @@ function deliveryNode(delivery) {
   const parts = [delivery.outcome];
   if (delivery.code !== null && delivery.code !== undefined) parts.push(`code ${delivery.code}`);
   if (delivery.message) parts.push(delivery.message);
-  if (delivery.request_id) parts.push(`TikTok request ${delivery.request_id}`);
+  if (delivery.request_id) parts.push(`request ${delivery.request_id}`);
   return h("div", {class: FAILED.has(delivery.outcome) ? "delivery failed" : "delivery",
     "data-testid": "delivery", "data-outcome": delivery.outcome,
     "data-code": delivery.code ?? ""}, parts.join(" \u00b7 "));
@@ -65,7 +65,7 @@ function tagNode(tag) {
     title: "strong identifiers: email, phone, external_id, ttclid (2+ good, 1 ok, 0 weak)"},
     `match ${tag.match_quality} (${tag.strong} strong)`));
   return h("section", {class: "tag-result", "data-testid": "tag-result", "data-tag": tag.tag,
-    "data-event-id": tag.event_id},
+    "data-event-id": tag.key},
     h("h4", {}, `${tag.tag} \u00b7 ${tag.pixel} \u2192 `,
       h("span", {class: "tiktok-name", "data-testid": "tiktok-event-name"}, tag.event_name),
       tag.test_event_code ? ` (test ${tag.test_event_code})` : ""),
@@ -74,6 +74,17 @@ function tagNode(tag) {
     tag.warnings.length ? h("div", {class: "muted"}, `warnings: ${tag.warnings.join(", ")}`) : null,
     h("details", {open: true}, h("summary", {}, "TikTok event"),
       h("pre", {class: "tiktok-event", "data-testid": "tiktok-event"}, pretty(tag.event))));
+}
+
+function forwardNode(forward) {
+  return h("section", {class: forward.key === null ? "forward-result skipped" : "forward-result",
+    "data-testid": "forward-result", "data-destination": forward.destination,
+    "data-key": forward.key ?? ""},
+    h("h4", {}, `${forward.destination} \u00b7 ${forward.summary}`),
+    forward.key === null
+      ? h("div", {class: "delivery", "data-testid": "delivery", "data-outcome": "skipped"},
+        `not forwarded: ${forward.reason}`)
+      : deliveryNode(forward.delivery));
 }
 
 function rawNode(hit) {
@@ -89,17 +100,22 @@ function outcomesOf(hit, event) {
   for (const tag of event ? event.tags : []) {
     labels.push(tag.status === "dropped" ? "dropped" : tag.delivery.outcome);
   }
+  for (const forward of hit.forwards) {
+    labels.push(forward.key === null ? "skipped" : forward.delivery.outcome);
+  }
   return labels;
 }
 
 function rowNode(hit, event) {
   const tags = event ? event.tags : [];
-  const good = hit.status < 300 && tags.every((t) => t.status === "dropped" ||
-    !FAILED.has(t.delivery.outcome));
+  const queued = [...tags.filter((t) => t.key !== null), ...hit.forwards.filter((f) =>
+    f.key !== null)];
+  const good = hit.status < 300 && queued.every((p) => !FAILED.has(p.delivery.outcome));
   const names = event ? [event.name || "", ...tags.map((t) => t.event_name || "")] : [];
   const row = h("article", {class: good ? "hit ok" : "hit bad", "data-testid": "hit",
     "data-request-id": hit.request_id, "data-source": hit.source,
-    "data-event": event ? event.name || "" : "", "data-tags": tags.map((t) => t.tag).join(" "),
+    "data-event": event ? event.name || "" : "",
+    "data-tags": [...tags, ...hit.forwards].map((p) => p.destination).join(" "),
     "data-outcomes": outcomesOf(hit, event).join(" ")},
     h("header", {class: "hit-head"}, h("time", {}, clock(hit.time)),
       h("span", {class: "source"}, hit.source),
@@ -111,6 +127,8 @@ function rowNode(hit, event) {
     hit.errors.map((e) => h("div", {class: "error"}, `line ${e.line}: ${e.reason} ${e.detail}`)),
     tags.length ? h("div", {class: "tags"}, tags.map(tagNode))
       : (event ? h("div", {class: "muted"}, "no tag fired") : null),
+    hit.forwards.length ? h("div", {class: "forwards", "data-testid": "forwards"},
+      hit.forwards.map(forwardNode)) : null,
     rawNode(hit),
     event ? h("details", {class: "data"}, h("summary", {}, "Event data"),
       h("pre", {class: "event-data", "data-testid": "event-data"}, pretty(event.data))) : null);
@@ -155,22 +173,29 @@ function addHit(hit) {
 function applyDelivery(update) {
   const entry = hits.get(update.request_id);
   if (!entry) return;
-  const ids = new Set(update.event_ids);
-  entry.hit.events.forEach((event, index) => {
-    let changed = false;
-    for (const tag of event.tags) {
-      if (tag.status !== "mapped" || tag.tag !== update.tag || !ids.has(tag.event_id)) continue;
-      tag.delivery = update.delivery;
-      changed = true;
+  const keys = new Set(update.keys);
+  const hit = entry.hit;
+  const ours = (p) => p.key !== null && p.destination === update.destination && keys.has(p.key);
+  let forwarded = false;
+  for (const forward of hit.forwards) {
+    if (ours(forward)) { forward.delivery = update.delivery; forwarded = true; }
+  }
+  const events = hit.events.length ? hit.events : [null];
+  events.forEach((event, index) => {
+    let changed = forwarded;
+    for (const tag of event ? event.tags : []) {
+      if (ours(tag)) { tag.delivery = update.delivery; changed = true; }
     }
     if (!changed) return;
     const row = entry.rows[index];
-    for (const box of row.querySelectorAll(".tag-result[data-event-id]")) {
-      if (box.dataset.tag === update.tag && ids.has(box.dataset.eventId)) {
+    for (const box of row.querySelectorAll(".tag-result[data-event-id], .forward-result")) {
+      const destination = box.dataset.tag ?? box.dataset.destination;
+      const key = box.dataset.eventId ?? box.dataset.key;
+      if (destination === update.destination && keys.has(key)) {
         box.querySelector(".delivery").replaceWith(deliveryNode(update.delivery));
       }
     }
-    row.dataset.outcomes = outcomesOf(entry.hit, event).join(" ");
+    row.dataset.outcomes = outcomesOf(hit, event).join(" ");
     filterRow(row);
   });
 }
@@ -231,13 +256,16 @@ function letterNode(letter) {
   const node = h("li", {class: "dead-letter", "data-testid": "dead-letter", "data-id": letter.id},
     h("div", {}, h("strong", {}, letter.event_name || "(unreadable)"), ` \u00b7 ${letter.tag}`,
       button),
+    letter.summary ? h("div", {class: "muted"}, letter.summary) : null,
     h("div", {class: "why"}, letter.reason, letter.code !== null ? ` \u00b7 code ${letter.code}`
       : "", letter.message ? ` \u00b7 ${letter.message}` : ""),
     h("div", {class: "muted"}, `dead ${clock(letter.dead_at)} \u00b7 attempts ${letter.attempts}`,
-      letter.request_id ? ` \u00b7 TikTok request ${letter.request_id}` : "",
+      letter.request_id ? ` \u00b7 request ${letter.request_id}` : "",
       letter.event_id ? ` \u00b7 event ${letter.event_id}` : ""),
     letter.event ? h("details", {}, h("summary", {}, "TikTok event"),
-      h("pre", {}, pretty(letter.event))) : null);
+      h("pre", {}, pretty(letter.event))) : null,
+    letter.params ? h("details", {}, h("summary", {}, "Forwarded hit"),
+      h("pre", {}, pretty(letter.params))) : null);
   button.addEventListener("click", async () => {
     button.disabled = true;
     if (await replay({ids: [letter.id]}, letter.event_name || letter.id) >= 0) {

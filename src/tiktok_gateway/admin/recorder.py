@@ -3,18 +3,19 @@
 Contract:
 
 - ``on_hit`` and ``on_delivery`` never await, never raise for well-formed records and cost
-  O(events x tags of the record) while nobody watches: a hit is kept as its ``HitRecord``
+  O(events x destinations of the record) while nobody watches: a hit is kept as its ``HitRecord``
   (bodies over 64 KiB and events past ``views.MAX_EVENTS`` trimmed) and rendered into its
   redacted view (``views.hit_view``) only when first asked for, once. With live subscribers
   ``on_hit`` renders at once to publish the view.
 - The latest ``capacity`` hits are kept (a ring buffer); older ones are forgotten together with
-  their entries in the ``(tag, event_id)`` index that joins deliveries to hits.
+  their entries in the ``(destination, key)`` index that joins deliveries to hits.
 - A delivery reported before its hit was recorded (the worker can be quicker than the handler)
   is kept aside (at most ``_EARLY_LIMIT`` such keys) and applied when the hit arrives.
 - Subscribers (``subscribe``) each get a bounded ``asyncio.Queue`` of ``(event, data)``
-  messages, ``"hit"`` (a hit view) or ``"delivery"`` (``{"request_id", "tag", "event_ids",
-  "delivery"}``). A full queue drops the message and counts it in ``Subscription.dropped``: a
-  slow client never slows a hit down. Use from the event loop's thread only.
+  messages, ``"hit"`` (a hit view) or ``"delivery"`` (``{"request_id", "destination",
+  "keys", "delivery"}``). A full queue drops the message and counts it in
+  ``Subscription.dropped``: a slow client never slows a hit down. Use from the event loop's
+  thread only.
 """
 
 from __future__ import annotations
@@ -121,11 +122,11 @@ class DebugRecorder:
             self._publish(("hit", self._view(entry)))
 
     def on_delivery(self, result: DeliveryResult) -> None:
-        """Join ``result`` to the hits holding its events (by tag and event id)."""
+        """Join ``result`` to the hits holding its items (by destination and key)."""
         state = delivery_state(result, self._clock())
         touched: dict[int, tuple[_Entry, list[str]]] = {}
-        for event_id in result.event_ids:
-            key = (result.tag, event_id)
+        for item_key in result.keys:
+            key = (result.destination, item_key)
             entries = self._index.get(key)
             if not entries:
                 self._early[key] = state
@@ -137,13 +138,13 @@ class DebugRecorder:
                 entry.deliveries[key] = state
                 if entry.view is not None:
                     apply_delivery(entry.view, key, state)
-                touched.setdefault(id(entry), (entry, []))[1].append(event_id)
+                touched.setdefault(id(entry), (entry, []))[1].append(item_key)
         if self._subscribers:
-            for entry, event_ids in touched.values():
+            for entry, keys in touched.values():
                 update = {
                     "request_id": entry.hit.request_id,
-                    "tag": result.tag,
-                    "event_ids": event_ids,
+                    "destination": result.destination,
+                    "keys": keys,
                     "delivery": state,
                 }
                 self._publish(("delivery", update))

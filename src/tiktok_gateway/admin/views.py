@@ -5,16 +5,13 @@ A hit view::
     {"request_id", "time", "source", "status", "outcome", "error", "duration_ms",
      "queued", "dropped", "params": [[name, value]...], "body": {...} | None,
      "errors": [{"line", "reason", "detail"}], "events_total",
-     "events": [{"index", "name", "data", "tags": [tag view...]}]}
+     "events": [{"index", "name", "data", "tags": [placement view...]}],
+     "forwards": [placement view...]}
 
-A tag view is ``{"tag", "status": "mapped", "pixel", "test_event_code", "event_name",
-"event_id", "event", "warnings", "identifiers", "strong", "match_quality", "delivery"}`` or
-``{"tag", "status": "dropped", "event_name", "reason"}``.
-
-**Match quality** counts the *strong* identifiers of the TikTok event's ``user`` object: hashed
-``email``, hashed ``phone``, ``external_id`` and ``ttclid`` (each identifies one person or one
-ad click). Two or more: ``good``; one: ``ok``; none: ``weak`` (TikTok can only match on ``ip``,
-``user_agent`` and the ``ttp`` cookie, which are shown too but do not count).
+A placement view is what the destination's kind shows of it (``Kind.placement_view``: for
+TikTok, ``tags/tiktok/views.py``), plus ``"kind"``, ``"destination"``, ``"key"`` (the
+delivery key, ``null`` when nothing was queued) and ``"delivery"``: the latest delivery state
+of its item (``queued`` until the worker reports on it).
 """
 
 from __future__ import annotations
@@ -27,31 +24,23 @@ from starlette.responses import Response
 from tiktok_gateway import wire_json
 from tiktok_gateway.admin.redact import body_view, mask_text, query_pairs, redact
 from tiktok_gateway.delivery.ledger import DeliveryResult
+from tiktok_gateway.ingest import Placement
 from tiktok_gateway.observe import HitRecord
-from tiktok_gateway.tags.tiktok.mapping import DroppedEvent, MappedEvent
+from tiktok_gateway.tags.registry import BY_NAME
 
-IDENTIFIERS: Final = ("email", "phone", "external_id", "ip", "user_agent", "ttclid", "ttp")
-STRONG_IDENTIFIERS: Final = ("email", "phone", "external_id", "ttclid")
 MAX_EVENTS: Final = 25
 
 DeliveryKey = tuple[str, str]
 View = dict[str, Any]
 
 
-def match_quality(user: Mapping[str, Any]) -> tuple[dict[str, bool], int, str]:
-    """``(present identifiers, strong count, "good" | "ok" | "weak")`` of a TikTok ``user``."""
-    present = {name: bool(user.get(name)) for name in IDENTIFIERS}
-    strong = sum(present[name] for name in STRONG_IDENTIFIERS)
-    return present, strong, "good" if strong >= 2 else "ok" if strong == 1 else "weak"
-
-
 def queued_state() -> View:
-    """The delivery state of an event that is queued and not reported on yet."""
+    """The delivery state of an item that is queued and not reported on yet."""
     return {"outcome": "queued", "code": None, "message": "", "request_id": ""}
 
 
 def delivery_state(result: DeliveryResult, at: float) -> View:
-    """The delivery state a ``DeliveryResult`` gives each of its events."""
+    """The delivery state a ``DeliveryResult`` gives each of its items."""
     return {
         "outcome": result.outcome_kind,
         "code": result.code,
@@ -61,48 +50,34 @@ def delivery_state(result: DeliveryResult, at: float) -> View:
     }
 
 
+def _placements(hit: HitRecord) -> list[Placement]:
+    shown = [placement for placements in hit.outcomes[:MAX_EVENTS] for placement in placements]
+    return shown + list(hit.forwards)
+
+
 def event_keys(hit: HitRecord) -> list[DeliveryKey]:
-    """``(tag, event_id)`` of every TikTok event a hit queued (what deliveries are joined on)."""
+    """``(destination, key)`` of every item a hit queued (what deliveries are joined on)."""
     return [
-        (outcome.tag, str(outcome.event.get("event_id", "")))
-        for outcomes in hit.outcomes[:MAX_EVENTS]
-        for outcome in outcomes
-        if isinstance(outcome, MappedEvent)
+        (placement.destination, placement.key)
+        for placement in _placements(hit)
+        if placement.key is not None
     ]
 
 
-def _tag_view(outcome: MappedEvent | DroppedEvent, deliveries: Mapping[DeliveryKey, View]) -> View:
-    if isinstance(outcome, DroppedEvent):
-        return {
-            "tag": outcome.tag,
-            "status": "dropped",
-            "event_name": outcome.event_name,
-            "reason": outcome.reason,
-        }
-    event = outcome.event
-    user = event.get("user")
-    present, strong, quality = match_quality(user if isinstance(user, Mapping) else {})
-    event_id = str(event.get("event_id", ""))
-    return {
-        "tag": outcome.tag,
-        "status": "mapped",
-        "pixel": outcome.pixel_code,
-        "test_event_code": outcome.test_event_code,
-        "event_name": event.get("event"),
-        "event_id": event_id,
-        "event": redact(event),
-        "warnings": list(outcome.warnings),
-        "identifiers": present,
-        "strong": strong,
-        "match_quality": quality,
-        "delivery": dict(deliveries.get((outcome.tag, event_id)) or queued_state()),
-    }
+def placement_view(placement: Placement, deliveries: Mapping[DeliveryKey, View]) -> View:
+    """One placement as the page shows it (module docstring)."""
+    view = BY_NAME[placement.kind].placement_view(placement)
+    key = placement.key
+    view.update(kind=placement.kind, destination=placement.destination, key=key)
+    if key is not None:
+        view["delivery"] = dict(deliveries.get((placement.destination, key)) or queued_state())
+    return view
 
 
 def _event_view(
     index: int,
     data: Mapping[str, Any],
-    outcomes: Sequence[MappedEvent | DroppedEvent],
+    placements: Sequence[Placement],
     deliveries: Mapping[DeliveryKey, View],
 ) -> View:
     name = data.get("event_name")
@@ -110,7 +85,7 @@ def _event_view(
         "index": index,
         "name": mask_text(name) if isinstance(name, str) else None,
         "data": redact(dict(data)),
-        "tags": [_tag_view(outcome, deliveries) for outcome in outcomes],
+        "tags": [placement_view(placement, deliveries) for placement in placements],
     }
 
 
@@ -142,17 +117,19 @@ def hit_view(
         ],
         "events_total": len(hit.events) if events_total is None else events_total,
         "events": events,
+        "forwards": [placement_view(placement, deliveries) for placement in hit.forwards],
     }
 
 
 def apply_delivery(view: View, key: DeliveryKey, state: View) -> bool:
-    """Write ``state`` into the tag views of ``view`` that ``key`` names; True when one was."""
+    """Write ``state`` into the placement views of ``view`` that ``key`` names; True when one
+    was."""
     found = False
-    for event in view["events"]:
-        for tag in event["tags"]:
-            if tag["status"] == "mapped" and (tag["tag"], tag["event_id"]) == key:
-                tag["delivery"] = dict(state)
-                found = True
+    placements = [tag for event in view["events"] for tag in event["tags"]]
+    for placement in placements + view["forwards"]:
+        if (placement["destination"], placement["key"]) == key:
+            placement["delivery"] = dict(state)
+            found = True
     return found
 
 

@@ -1,4 +1,5 @@
-"""What every command shares: failing with exit code 2 and loading the configuration."""
+"""What every command shares: failing with exit code 2, loading the configuration, and asking
+a Redis queue whether it answers."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import click
 
 from tiktok_gateway.config import Config, load_config
 from tiktok_gateway.errors import ConfigError
+from tiktok_gateway.queue.base import QueueUnavailable
+from tiktok_gateway.queue.factory import durability_warning, open_queue, redacted_url
 
 CONFIG_OPTION = click.option(
     "--config",
@@ -34,3 +37,21 @@ def config_or_fail(path: Path | None, overrides: Mapping[str, str] | None = None
         return load_config(path, environ)
     except ConfigError as exc:
         fail(f"configuration: {exc}")
+
+
+async def probe_queue(url: str) -> tuple[bool, list[str]]:
+    """``(reachable, lines)`` for a Redis queue; ``(True, [])`` for any other kind."""
+    if not url.startswith(("redis://", "rediss://")):
+        return True, []
+    try:
+        queue = await open_queue(url)
+    except QueueUnavailable as exc:
+        return False, [f"queue: {redacted_url(url)} cannot be reached ({exc})"]
+    try:
+        stats = await queue.stats()
+    finally:
+        await queue.close()
+    lines = [f"queue: Redis answers; {stats.depth} queued, {stats.dead} dead letters"]
+    if warning := durability_warning(queue):
+        lines.append(f"note: {warning}")
+    return True, lines

@@ -10,7 +10,7 @@ import click
 
 from tiktok_gateway.cli.common import CONFIG_OPTION, config_or_fail, fail
 from tiktok_gateway.config import Config
-from tiktok_gateway.inspection import InspectInput, InspectReport, run_inspect
+from tiktok_gateway.tags.tiktok.inspection import InspectInput, InspectReport, run_inspect
 
 
 def _read(path: Path) -> bytes:

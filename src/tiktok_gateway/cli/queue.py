@@ -11,11 +11,14 @@ from typing import TypeVar
 
 import click
 
+from tiktok_gateway.admin.api import item_view
 from tiktok_gateway.cli.common import CONFIG_OPTION, config_or_fail, fail
-from tiktok_gateway.delivery.envelope import Envelope
 from tiktok_gateway.errors import ConfigError
 from tiktok_gateway.queue.base import DeadRecord, Queue, QueueUnavailable
 from tiktok_gateway.queue.factory import open_queue, redacted_url
+from tiktok_gateway.runtime import build_destinations
+from tiktok_gateway.tags.kind import ItemView
+from tiktok_gateway.tags.registry import BY_NAME
 
 T = TypeVar("T")
 
@@ -43,34 +46,22 @@ def _when(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
 
 
-def _envelope(record: DeadRecord) -> Envelope | None:
-    """The dead letter's envelope; ``None`` when its payload is what made it dead (not ours)."""
-    try:
-        return Envelope.from_bytes(record.payload)
-    except (ValueError, KeyError, TypeError):
-        return None
+def _views(config_path: Path | None, records: list[DeadRecord]) -> list[ItemView | None]:
+    """What each record's destination kind reads from its payload (``None``: unreadable)."""
+    kinds = {name: d.kind for name, d in build_destinations(config_or_fail(config_path)).items()}
+    return [item_view(kinds.get(record.group), record.payload) for record in records]
 
 
-def _envelope_json(record: DeadRecord) -> object:
-    """The payload as JSON for ``dead --json``: the envelope, else the raw text as it is."""
-    envelope = _envelope(record)
-    if envelope is not None:
-        return json.loads(record.payload)
-    return {"unreadable_payload": record.payload.decode("utf-8", "replace")}
-
-
-def _describe(record: DeadRecord) -> str:
-    envelope = _envelope(record)
-    what = (
-        f"{envelope.tag} {envelope.event.get('event')} {envelope.event.get('event_id')}"
-        if envelope is not None
-        else "(unreadable payload)"
-    )
+def _describe(record: DeadRecord, view: ItemView | None) -> str:
+    what = view.summary if view is not None else f"{record.group} (unreadable payload)"
     code = f" code {record.code}" if record.code is not None else ""
     request = f" request {record.request_id}" if record.request_id else ""
+    kind = BY_NAME.get(view.kind) if view is not None else None
+    meaning = kind.explain(record.reason) if kind is not None else ""
     return (
         f"{record.id}  {_when(record.dead_at)}  {what}  attempts {record.attempts}\n"
         f"    {record.reason}{code}: {record.message or '-'}{request}"
+        + (f"\n    {meaning}" if meaning else "")
     )
 
 
@@ -92,28 +83,33 @@ def stats_command(config_path: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON records instead of text.")
 @CONFIG_OPTION
 def dead_command(limit: int, as_json: bool, config_path: Path | None) -> None:
-    """The newest dead letters, each with TikTok's code and message."""
+    """The newest dead letters, each with the destination's code and message, and what the
+    reason means for its kind (e.g. a GA4 forward Google refused)."""
     records = _run(config_path, lambda queue: queue.dead_letters(limit))
+    views = _views(config_path, records)  # each payload is read once
     if as_json:
         rows = [
             {
                 "id": r.id,
+                "destination": r.group,
                 "dead_at": _when(r.dead_at),
                 "reason": r.reason,
                 "code": r.code,
                 "message": r.message,
                 "request_id": r.request_id,
                 "attempts": r.attempts,
-                "event": _envelope_json(r),
+                "event": view.raw
+                if view is not None
+                else {"unreadable_payload": r.payload.decode("utf-8", "replace")},
             }
-            for r in records
+            for r, view in zip(records, views, strict=True)
         ]
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
     if not records:
         click.echo("no dead letters")
-    for record in records:
-        click.echo(_describe(record))
+    for record, view in zip(records, views, strict=True):
+        click.echo(_describe(record, view))
 
 
 @queue_group.command("replay")

@@ -13,15 +13,15 @@ import click
 import uvicorn
 from starlette.applications import Starlette
 
-from tiktok_gateway.app import SANDBOX_MOUNT, create_app
-from tiktok_gateway.cli.check import probe_queue, target_name
-from tiktok_gateway.cli.common import CONFIG_OPTION, config_or_fail, fail
+from tiktok_gateway.app import create_app
+from tiktok_gateway.cli.common import CONFIG_OPTION, config_or_fail, fail, probe_queue
 from tiktok_gateway.config import Config
 from tiktok_gateway.queue.factory import redacted_url
-from tiktok_gateway.runtime import Runtime, needs_sandbox
+from tiktok_gateway.runtime import Runtime
 from tiktok_gateway.sandbox.app import create_sandbox_app
 from tiktok_gateway.sandbox.faults import FaultSettings
 from tiktok_gateway.sandbox.server import run_sandbox
+from tiktok_gateway.tags.registry import KINDS
 from tiktok_gateway.telemetry.logs import configure_from_environment
 
 # A GA4 purchase hit as gtag.js sends it, for the first try after `make run`.
@@ -39,13 +39,10 @@ def _describe(config: Config, host: str, port: int) -> str:
     base = f"http://{host}:{port}"
     queue = redacted_url(config.gateway.resolved_queue_url)
     lines = [f"tiktok-gateway on {base} (queue: {queue})"]
-    for tag in config.tags:
-        lines.append(f"  tag {tag.name}: pixel {tag.pixel_code} -> {target_name(tag)}")
     lines.append("Send a sample GA4 purchase hit:")
     lines.append(f"  curl -i '{base}/g/collect?{SAMPLE_HIT}'")
-    if needs_sandbox(config):
-        lines.append("See what the sandbox accepted:")
-        lines.append(f"  curl -s {base}{SANDBOX_MOUNT}/events")
+    for kind in KINDS:
+        lines.extend(kind.startup(config, base))
     return "\n".join(lines)
 
 

@@ -42,15 +42,14 @@ def compute_backoff(
 class BackoffPolicy:
     """Retry settings of the delivery worker.
 
-    ``base``/``cap``: seconds of ``compute_backoff``; ``expiry``: age (since the event was
-    queued) after which a failing event is dead-lettered as ``expired`` instead of retried;
-    ``probe_interval``: seconds between two probes of a paused tag, and the longest wait between
-    two probes of a tag backing off (so a recovered TikTok is noticed within it).
+    ``base``/``cap``: seconds of ``compute_backoff``; ``probe_interval``: seconds between two
+    probes of a paused destination, and the longest wait between two probes of one backing off
+    (so a recovered destination is noticed within it). How old a failing item may get before it
+    is dead-lettered is the destination's (``Limits.max_age``).
     """
 
     base: float = 1.0
     cap: float = 300.0
-    expiry: float = 7 * 24 * 3600.0
     probe_interval: float = 60.0
 
     def delay(
@@ -70,7 +69,7 @@ class BackoffPolicy:
         rng: Callable[[], float],
         retry_after: float | None = None,
     ) -> float:
-        """Seconds a tag backs off after ``failures`` failed requests in a row (1 or more):
+        """Seconds a destination backs off after ``failures`` failed requests in a row (1 or more):
         ``delay`` with the cap lowered to ``probe_interval`` (Retry-After still wins)."""
         probes = replace(self, cap=min(self.cap, self.probe_interval))
         return probes.delay(failures - 1, rng, retry_after)

@@ -10,54 +10,56 @@ no-op by the queue contract.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from tiktok_gateway.delivery.batcher import Batch
-from tiktok_gateway.delivery.envelope import split_group
+from tiktok_gateway.delivery.destination import Batch
+from tiktok_gateway.delivery.outcome import Cause, Delivered, Outcome, words
 from tiktok_gateway.queue.base import DeadLetter, LeasedItem, Queue
-from tiktok_gateway.tags.tiktok.classify import Delivered, Outcome
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class DeliveryResult:
-    """What happened to some events of one batch, for metrics, logs and the debug page.
+    """What happened to some items of one batch, for metrics, logs and the debug page.
 
-    ``outcome_kind`` ends the events' attempt: ``delivered``, ``partial`` (20001), ``retry``
-    (nacked), ``paused`` (released), or dead-lettered as ``rejected``, ``expired``,
-    ``retries_exhausted``, ``invalid_payload``, ``unknown_tag``. Two kinds finish nothing, the
-    events are re-sent at once: ``split`` (too large) and ``bisect`` (a bad event to find).
-    ``sent`` marks the first result of each HTTP request: observe ``latency_seconds`` for those.
+    ``destination`` is the destination's name, ``kind`` its kind (empty when the destination is
+    not configured). ``outcome_kind`` ends the items' attempt: ``delivered``, ``partial``
+    (TikTok's 20001), ``retry`` (nacked), ``paused`` (released), or dead-lettered as
+    ``rejected``, ``expired``, ``retries_exhausted``, ``invalid_payload``,
+    ``unknown_destination``. Two kinds finish nothing, the items are re-sent at once: ``split``
+    (too large) and ``bisect`` (a bad item to find). ``sent`` marks the first result of each
+    request: observe ``latency_seconds`` and ``cause`` (the class of the answer) for those.
+    ``keys`` are the items' delivery keys (``Unit.key``).
     """
 
-    tag: str
-    group: str
+    destination: str
+    kind: str
     outcome_kind: str
     events: int
     code: int | None = None
     message: str = ""
     request_id: str = ""
     latency_seconds: float = 0.0
-    event_ids: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
     sent: bool = False
-
-
-def words(outcome: Outcome) -> tuple[int | None, str, str]:
-    """TikTok's code, message (or detail) and request id in an outcome."""
-    if isinstance(outcome, Delivered):
-        return None, outcome.detail, outcome.request_id
-    return outcome.code, outcome.message, outcome.request_id
+    cause: Cause | None = None
 
 
 class Ledger:
     """Held items and their finishing calls. ``latency`` arguments are the request's seconds
     for the first result of a request, ``None`` for further results of the same request."""
 
-    def __init__(self, queue: Queue, on_result: Callable[[DeliveryResult], None] | None) -> None:
+    def __init__(
+        self,
+        queue: Queue,
+        on_result: Callable[[DeliveryResult], None] | None,
+        kinds: Mapping[str, str] | None = None,
+    ) -> None:
         self._queue = queue
         self._on_result = on_result
+        self._kinds = kinds or {}  # destination name -> kind, for the results
         self._held: dict[str, LeasedItem] = {}
 
     def hold(self, item: LeasedItem) -> None:
@@ -92,31 +94,38 @@ class Ledger:
         await self._queue.dead_letter(letters)
         self._forget(batch.ids)
         log.warning(
-            "%d event(s) of tag %s dead-lettered: %s %s", len(batch), batch.tag, reason, message
+            "%d item(s) of destination %s dead-lettered: %s %s",
+            len(batch),
+            batch.destination,
+            reason,
+            message,
         )
         self.report(batch, reason, outcome, latency)
 
     async def dead_letter_item(self, item: LeasedItem, reason: str, message: str) -> None:
-        """An item that never made it into a batch (bad payload, unknown tag)."""
+        """An item that never made it into a batch (bad payload, unknown destination)."""
         await self._queue.dead_letter([DeadLetter(item.id, reason, None, message)])
         self._forget([item.id])
         log.warning("queue item %s dead-lettered: %s %s", item.id, reason, message)
-        self._emit(DeliveryResult(split_group(item.group)[0], item.group, reason, 1, None, message))
+        kind = self._kinds.get(item.group, "")
+        self._emit(DeliveryResult(item.group, kind, reason, 1, None, message))
 
     def report(self, batch: Batch, kind: str, outcome: Outcome, latency: float | None) -> None:
         code, message, request_id = words(outcome)
+        sent = latency is not None
         self._emit(
             DeliveryResult(
-                batch.tag,
-                batch.group,
+                batch.destination,
+                self._kinds.get(batch.destination, ""),
                 kind,
                 len(batch),
                 code,
                 message,
                 request_id,
                 latency or 0.0,
-                batch.event_ids,
-                latency is not None,
+                batch.keys,
+                sent,
+                outcome.cause if sent else None,
             )
         )
 

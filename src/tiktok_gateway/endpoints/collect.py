@@ -10,7 +10,7 @@ events of the same request are still accepted), oversized bodies 413, wrong secr
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,12 +19,12 @@ from starlette.responses import JSONResponse, Response
 
 from tiktok_gateway.endpoints.access import bearer_matches, runtime_of
 from tiktok_gateway.endpoints.body import BodyTooLarge, error_response, read_body
-from tiktok_gateway.endpoints.cookies import set_ttclid_cookie
+from tiktok_gateway.endpoints.cookies import set_cookie
 from tiktok_gateway.endpoints.cors import apply_cors
 from tiktok_gateway.endpoints.request_id import new_request_id
 from tiktok_gateway.errors import AuthError, InputError
 from tiktok_gateway.event_data import ParsedInput, RequestContext
-from tiktok_gateway.ingest import IngestResult
+from tiktok_gateway.ingest import Arrival, IngestResult
 from tiktok_gateway.observe import HitRecord
 from tiktok_gateway.queue.base import QueueUnavailable
 from tiktok_gateway.runtime import Runtime
@@ -65,6 +65,7 @@ class _Exchange:
                 body=self.body,
                 events=parsed.events if parsed else (),
                 outcomes=result.outcomes if result else (),
+                forwards=result.forwards if result else (),
                 errors=parsed.errors if parsed else (),
                 error=error,
                 duration_seconds=time.perf_counter() - self.started,
@@ -76,18 +77,28 @@ class _Exchange:
         return response
 
 
+def raw_query(request: Request) -> bytes:
+    """The query string as received (the ASGI scope's bytes)."""
+    raw: bytes = request.scope.get("query_string", b"")
+    return raw
+
+
 def query_of(request: Request) -> str:
     """The raw query string, as ``request.url.query`` gives it without building a URL object
     (measured: 5% of the gateway's CPU per hit under load)."""
-    raw: bytes = request.scope.get("query_string", b"")
-    return raw.decode("latin-1")
+    return raw_query(request).decode("latin-1")
 
 
 def request_context(
-    request: Request, trusted: Sequence[Network], received_at: float
+    request: Request,
+    trusted: Sequence[Network],
+    received_at: float,
+    headers: Mapping[str, str] | None = None,
 ) -> RequestContext:
-    """The request's facts (client address through ``trusted`` proxies, user agent, cookies)."""
-    headers = header_map(request.headers.items())
+    """The request's facts (client address through ``trusted`` proxies, user agent, cookies);
+    ``headers``: the request's, as ``header_map`` gives them, when the caller has them."""
+    if headers is None:
+        headers = header_map(request.headers.items())
     return build_context(
         received_at=received_at,
         user_agent=headers.get("user-agent"),
@@ -110,9 +121,10 @@ def _summary(result: IngestResult) -> dict[str, Any]:
 
 
 async def _ingest(
-    request: Request, runtime: Runtime, source: str, parse: Parser
+    request: Request, runtime: Runtime, source: str, parse: Parser, *, empty_answer: bool = False
 ) -> tuple[_Exchange, Response]:
-    """Read, parse, queue and answer; the caller adds endpoint-specific headers."""
+    """Read, parse, queue and answer (``empty_answer``: 204, else a JSON summary); the caller
+    adds endpoint-specific headers."""
     exchange = _Exchange(
         request=request,
         runtime=runtime,
@@ -128,7 +140,8 @@ async def _ingest(
     try:
         if request.method == "POST":
             exchange.body = await read_body(request, limit)
-        context = request_context(request, runtime.trusted_proxies, exchange.received_at)
+        headers = header_map(request.headers.items())
+        context = request_context(request, runtime.trusted_proxies, exchange.received_at, headers)
         exchange.parsed = parse(request, exchange.body, context, runtime)
     except BodyTooLarge:
         answer = error_response(413, "body_too_large", f"limit is {limit} bytes")
@@ -139,8 +152,11 @@ async def _ingest(
     except InputError as exc:
         answer = error_response(400, exc.reason, exc.detail)
         return exchange, exchange.finish(answer, "invalid", exc.reason)
+    arrival = Arrival(
+        source, exchange.request_id, raw_query(request), exchange.body, headers, context
+    )
     try:
-        result = exchange.result = await runtime.ingest.accept(exchange.parsed.events)
+        result = exchange.result = await runtime.ingest.accept(arrival, exchange.parsed.events)
     except QueueUnavailable:  # nothing was queued: the sender may try again
         answer = error_response(503, "queue_unavailable", "the queue cannot be reached; retry")
         return exchange, exchange.finish(answer, "unavailable", "queue_unavailable")
@@ -151,7 +167,7 @@ async def _ingest(
         return exchange, exchange.finish(answer, "partial")
     ok: Response = (
         Response(status_code=204)
-        if source == "ga4"
+        if empty_answer
         else JSONResponse({"status": "accepted", **_summary(result)})
     )
     return exchange, exchange.finish(ok, "accepted")
@@ -184,10 +200,9 @@ async def ga4_collect(request: Request) -> Response:
     if request.method == "OPTIONS":
         response = Response(status_code=204)
     else:
-        exchange, response = await _ingest(request, runtime, "ga4", _parse_ga4)
-        cookie = exchange.result.ttclid_cookie if exchange.result else None
-        if cookie:
-            set_ttclid_cookie(
+        exchange, response = await _ingest(request, runtime, "ga4", _parse_ga4, empty_answer=True)
+        for cookie in exchange.result.cookies if exchange.result else ():
+            set_cookie(
                 response,
                 cookie,
                 host=request.headers.get("host", ""),

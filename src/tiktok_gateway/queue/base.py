@@ -135,12 +135,20 @@ class Queue(Protocol):
         """Commit ``items`` durably; returns after the commit (group commits are allowed)."""
 
     async def lease(
-        self, limit: int, lease_seconds: float, exclude_groups: Collection[str] = ()
+        self,
+        limit: int,
+        lease_seconds: float,
+        exclude_groups: Collection[str] = (),
+        only_groups: Collection[str] | None = None,
     ) -> list[LeasedItem]:
-        """Up to ``limit`` available items, skipping ``exclude_groups``.
+        """Up to ``limit`` available items of the groups in ``only_groups`` (every group when
+        ``None``; none when empty), skipping ``exclude_groups`` either way.
 
         Items come in the order they became available: put order for fresh items; a nacked item
-        after what became available before its retry time.
+        after what became available before its retry time. A lease restricted by ``only_groups``
+        keeps that order among its groups' items; other groups' items, however early or many,
+        neither come nor count toward ``limit`` (so a worker can lease each group in a lane of
+        its own, and one group's backlog never delays another's items).
         """
 
     async def ack(self, ids: Sequence[str]) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from tiktok_gateway.endpoints.access import same_secret
+from tiktok_gateway.credentials import same_secret
 from tiktok_gateway.sandbox import codes
 from tiktok_gateway.tags.tiktok.payload import MAX_BATCH_EVENTS
 

@@ -1,4 +1,4 @@
-"""The conditions under which a tag fires (SPEC 5.8); ``tags.router.fires`` evaluates them.
+"""The conditions under which a tag fires (SPEC 5.8); ``tags.tiktok.router.fires`` evaluates them.
 
 A trigger holds up to four conditions; every condition that is present must hold, and an empty
 list matches everything. Event names are compared before mapping, in whichever vocabulary the

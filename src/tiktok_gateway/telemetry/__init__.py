@@ -1,6 +1,6 @@
 """Metrics (prometheus-client) and structured logs (structlog): one place for both."""
 
-from tiktok_gateway.telemetry.logs import config_secrets, configure_logging, scrub
-from tiktok_gateway.telemetry.metrics import Telemetry, metrics_endpoint
+from tiktok_gateway.telemetry.logs import configure_logging, scrub
+from tiktok_gateway.telemetry.metrics import Telemetry
 
-__all__ = ["Telemetry", "config_secrets", "configure_logging", "metrics_endpoint", "scrub"]
+__all__ = ["Telemetry", "configure_logging", "scrub"]

@@ -12,7 +12,7 @@ Nothing secret or personal is logged on purpose (only counts, ids and stable rea
 processor scrubs every line anyway (``scrub``): the configured secrets (access tokens, admin and
 ingest tokens, Measurement Protocol api secrets) and anything that looks like an e-mail address
 are masked in every field; in free-text fields (messages, exceptions) long digit runs (phone
-numbers) are masked too. Id fields (``request_id``, ``tiktok_request_id``) keep their digits.
+numbers) are masked too. Id fields (``request_id``, ``destination_request_id``) keep their digits.
 """
 
 from __future__ import annotations
@@ -29,14 +29,12 @@ from urllib.parse import quote
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from tiktok_gateway.config import Config
 from tiktok_gateway.telemetry.log_writer import BackgroundWriter
 
 __all__ = [
     "EMAIL_MASK",
     "NUMBER_MASK",
     "SECRET_MASK",
-    "config_secrets",
     "configure_from_environment",
     "configure_logging",
     "register_secrets",
@@ -59,7 +57,7 @@ _NUMBER = re.compile(
 )
 
 # Fields that hold ids or timestamps: digits are expected there (secrets and e-mails still masked).
-_ID_FIELDS = frozenset({"timestamp", "request_id", "tiktok_request_id", "level", "logger"})
+_ID_FIELDS = frozenset({"timestamp", "request_id", "destination_request_id", "level", "logger"})
 
 _HANDLER_NAME = "tiktok_gateway"
 # Libraries that log every HTTP request at info level (with its URL): warnings only.
@@ -104,15 +102,6 @@ def register_secrets(values: Iterable[str]) -> None:
         _known_secrets.update(new)
         _secret_order = _ordered(_known_secrets)
         _clean_texts.clear()  # a new secret may be inside one of them
-
-
-def config_secrets(config: Config) -> list[str]:
-    """The secret values of a configuration: access tokens, admin/ingest tokens, api secrets."""
-    gateway = config.gateway
-    found = [tag.access_token for tag in config.tags if tag.access_token is not None]
-    found += [token for token in (gateway.admin_token, gateway.ingest_token) if token is not None]
-    found += list(gateway.mp_api_secrets.values())
-    return [secret.get_secret_value() for secret in found if secret.get_secret_value()]
 
 
 # Short free-text values that came out of ``_scrub`` unchanged (the hit line's "hit", "ga4",

@@ -3,10 +3,11 @@
 ``Telemetry`` is an observer (``observe.py``): it counts each ``HitRecord`` and
 ``DeliveryResult`` and logs one line for each. It owns its own ``CollectorRegistry`` (never the
 process-wide one: tests run many apps in one process). Gauges that describe a state (queue depth,
-paused tags) are refreshed when ``/metrics`` is scraped.
+paused destinations) are refreshed when ``/metrics`` is scraped.
 
-Labels stay low-cardinality: sources, outcomes and reasons are fixed words of the code, tags are
-names from the configuration; never ids, URLs or raw error text. Every metric is described in
+Labels stay low-cardinality: sources, outcomes, reasons and causes are fixed words of the code,
+kinds and destinations are names from the code and the configuration; never ids, URLs or raw
+error text. Every metric is described in
 ``docs/metrics.md`` (a test compares it with ``Telemetry().catalog``).
 """
 
@@ -14,9 +15,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import structlog
 from prometheus_client import (
@@ -28,39 +29,20 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.metrics import MetricWrapperBase
-from starlette.requests import Request
-from starlette.responses import Response
 
 from tiktok_gateway.delivery.ledger import DeliveryResult
-from tiktok_gateway.endpoints.access import runtime_of
+from tiktok_gateway.delivery.worker import DeliveryWorker
 from tiktok_gateway.observe import HitRecord
-from tiktok_gateway.queue.base import stats_within_timeout
-from tiktok_gateway.tags.tiktok.classify import Rule, rule_for_code, rule_for_status
-from tiktok_gateway.tags.tiktok.mapping import DroppedEvent
+from tiktok_gateway.queue.base import Queue, stats_within_timeout
 from tiktok_gateway.telemetry.logs import register_secrets
 
-if TYPE_CHECKING:
-    from tiktok_gateway.runtime import Runtime
-
-__all__ = ["CODE_CLASSES", "Children", "MetricInfo", "Telemetry", "code_class", "metrics_endpoint"]
+__all__ = ["CONTENT_TYPE_LATEST", "Children", "MetricInfo", "Telemetry"]
 
 log = logging.getLogger(__name__)
 
 SOURCES = ("ga4", "mp", "events")
 HIT_OUTCOMES = ("accepted", "partial", "invalid", "too_large", "unauthorized", "unavailable")
 DROP_REASONS = ("consent", "invalid_event_name", "missing_event_name", "unmapped_event", "unrouted")
-CODE_CLASSES = (
-    "ok",
-    "partial",
-    "invalid",
-    "too_large",
-    "auth",
-    "throttled",
-    "server",
-    "transport",
-    "unexpected",
-    "unknown",
-)
 # Delivery outcomes logged as warnings: the events were not delivered (yet).
 _WARN_OUTCOMES = frozenset(
     {
@@ -70,7 +52,7 @@ _WARN_OUTCOMES = frozenset(
         "expired",
         "retries_exhausted",
         "invalid_payload",
-        "unknown_tag",
+        "unknown_destination",
     }
 )
 
@@ -80,7 +62,6 @@ BATCH_EVENTS_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000)
 
 # A label taken from a record must look like a stable reason word, or it becomes "other".
 _WORD = re.compile(r"[a-z0-9_]{1,48}")
-_HTTP_STATUS = re.compile(r"HTTP (\d{3})\b")
 
 
 def _word(value: str) -> str:
@@ -99,7 +80,7 @@ class Children(Generic[M]):
     ``children(*raw)`` is ``metric.labels(*(clean(v) for v in raw))``: the same child, so the
     same series and values, without ``labels``' validation, string conversion and lock and
     without ``clean`` (the ``_word`` regex) on every hit. Keyed by the raw values; at most
-    ``limit`` are kept (label values are fixed words and configured tag names, so a handful
+    ``limit`` are kept (label values are fixed words and configured destination names, so a handful
     are ever seen; the limit only stops odd input from growing the dict). Children are never
     removed from the metrics here; one that was would go on being counted but not shown.
     """
@@ -135,47 +116,6 @@ class MetricInfo:
     labels: tuple[str, ...]
 
 
-def _class_of_rule(rule: Rule, code: int | None, status: int | None) -> str:
-    if rule.kind == "pause":
-        return "auth"
-    if rule.kind == "split":
-        return "too_large"
-    if rule.kind in ("delivered", "partial"):
-        return "unexpected"  # TikTok's success code on an answer that did not deliver
-    if rule.reason in ("throttled", "too_early"):
-        return "throttled"
-    if rule.reason in ("server_error", "maintenance", "unknown_server_code"):
-        return "server"
-    if rule.reason == "timeout":
-        return "transport"
-    if rule.kind in ("reject_event", "reject_batch"):
-        return "invalid"
-    if (code is not None and 40000 <= code < 50000) or (status and 400 <= status < 500):
-        return "invalid"
-    return "unknown"
-
-
-def code_class(result: DeliveryResult) -> str:
-    """The class of TikTok's answer to a request (``CODE_CLASSES``, see docs/metrics.md).
-
-    From the result's TikTok ``code`` (the same table as ``classify``), else the HTTP status
-    named in its message (``HTTP 503``), else ``transport`` (no answer: timeout, connection)."""
-    kind = result.outcome_kind
-    if kind == "delivered":
-        return "ok"
-    if kind == "partial":
-        return "partial"
-    if result.code is not None:
-        return _class_of_rule(rule_for_code(result.code), result.code, None)
-    match = _HTTP_STATUS.match(result.message)
-    if match is None:
-        return "transport"
-    status = int(match.group(1))
-    if 200 <= status < 300:
-        return "unexpected"  # 2xx without TikTok's answer: a proxy or a truncated body
-    return _class_of_rule(rule_for_status(status), None, status)
-
-
 class Telemetry:
     """Observer that counts hits and deliveries in Prometheus metrics and logs one line each.
 
@@ -209,55 +149,65 @@ class Telemetry:
             "Event lines or entries that did not parse (the request's others went on).",
             ("source", "reason"),
         )
-        self.events_mapped = self._counter(
-            "gateway_events_mapped", "TikTok events mapped and queued, by tag.", ("tag",)
+        self.items_queued = self._counter(
+            "gateway_items_queued",
+            "Items committed to the queue for a destination (a TikTok event per tag that mapped"
+            " it, a GA4 forward per hit).",
+            ("kind", "destination"),
         )
         self.events_dropped = self._counter(
-            "gateway_events_dropped", "Events not queued for a tag, by reason.", ("reason",)
+            "gateway_events_dropped", "Events not queued for a TikTok tag, by reason.", ("reason",)
+        )
+        self.not_forwarded = self._counter(
+            "gateway_hits_not_forwarded",
+            "Hits a forwarding destination (GA4) did not queue, by reason.",
+            ("kind", "destination", "reason"),
         )
         # -- queue (refreshed at scrape time) --
         self.queue_up = self._gauge("gateway_queue_up", "1 when the queue answered the scrape.")
-        self.queue_depth = self._gauge("gateway_queue_depth", "Events not yet delivered.")
+        self.queue_depth = self._gauge("gateway_queue_depth", "Items not yet delivered.")
         self.queue_leased = self._gauge(
-            "gateway_queue_leased", "Events held by the delivery worker now."
+            "gateway_queue_leased", "Items held by the delivery worker now."
         )
         self.queue_oldest_age = self._gauge(
-            "gateway_queue_oldest_age_seconds", "Age of the oldest undelivered event."
+            "gateway_queue_oldest_age_seconds", "Age of the oldest undelivered item."
         )
-        self.dead_letters = self._gauge("gateway_dead_letters", "Events in the dead letters.")
+        self.dead_letters = self._gauge("gateway_dead_letters", "Items in the dead letters.")
         # -- delivery --
         self.delivery_events = self._counter(
             "gateway_delivery_events",
-            "Events by what their delivery attempt ended with, by tag.",
-            ("tag", "outcome"),
+            "Items by what their delivery attempt ended with, by destination.",
+            ("kind", "destination", "outcome"),
         )
         self.delivery_requests = self._counter(
             "gateway_delivery_requests",
-            "Requests to TikTok by the class of the answer, by tag.",
-            ("tag", "code_class"),
+            "Requests to a destination by the class of the answer.",
+            ("kind", "destination", "code_class"),
         )
         self.delivery_seconds = self._histogram(
             "gateway_delivery_request_seconds",
-            "Latency of requests to TikTok, by tag.",
-            ("tag",),
+            "Latency of requests to a destination.",
+            ("kind", "destination"),
             REQUEST_SECONDS_BUCKETS,
         )
         self.batch_events = self._histogram(
             "gateway_delivery_batch_events",
-            "Events per request to TikTok.",
-            (),
+            "Items per request to a destination.",
+            ("kind",),
             BATCH_EVENTS_BUCKETS,
         )
         self.in_flight = self._gauge(
-            "gateway_delivery_in_flight", "Batches being sent to TikTok now."
+            "gateway_delivery_in_flight", "Batches being sent to the destinations now."
         )
-        self.tag_paused = self._gauge(
-            "gateway_tag_paused", "1 while TikTok refuses a tag's token or permission.", ("tag",)
+        self.destination_paused = self._gauge(
+            "gateway_destination_paused",
+            "1 while a destination refuses its credentials or permission (paused).",
+            ("kind", "destination"),
         )
-        self.tag_backing_off = self._gauge(
-            "gateway_tag_backing_off",
-            "1 while a tag waits after TikTok or the network failed its requests.",
-            ("tag",),
+        self.destination_backing_off = self._gauge(
+            "gateway_destination_backing_off",
+            "1 while a destination waits after it (or the network) failed its requests.",
+            ("kind", "destination"),
         )
         for source in SOURCES:
             self.events_received.labels(source)
@@ -271,11 +221,15 @@ class Telemetry:
         self._request_seconds = Children(self.request_seconds, _word)
         self._events_received = Children(self.events_received, _word)
         self._events_invalid = Children(self.events_invalid, _word)
-        self._events_mapped = Children(self.events_mapped)  # tag names, from the configuration
+        # Kinds and destination names come from the code and the configuration; reasons are
+        # passed through _word.
+        self._items_queued = Children(self.items_queued)
         self._events_dropped = Children(self.events_dropped, _word)
-        self._delivery_events = Children(self.delivery_events)  # (tag, a _word)
+        self._not_forwarded = Children(self.not_forwarded, _word)
+        self._delivery_events = Children(self.delivery_events)  # (kind, destination, a _word)
         self._delivery_requests = Children(self.delivery_requests)
         self._delivery_seconds = Children(self.delivery_seconds)
+        self._batch_events = Children(self.batch_events)
 
     # -- registration ---------------------------------------------------------------------------
 
@@ -314,13 +268,20 @@ class Telemetry:
             self._events_received(source).inc(len(hit.events))
         for error in hit.errors:
             self._events_invalid(source, error.reason).inc()
-        mapped: dict[str, int] = {}  # a plain dict: building a collections.Counter costs more
-        for outcomes in hit.outcomes:
-            for outcome in outcomes:
-                if not isinstance(outcome, DroppedEvent):
-                    mapped[outcome.tag] = mapped.get(outcome.tag, 0) + 1
-        for tag, count in mapped.items():
-            self._events_mapped(tag).inc(count)
+        queued: dict[tuple[str, str], int] = {}  # a plain dict: a collections.Counter costs more
+        for placements in hit.outcomes:
+            for placement in placements:
+                if placement.key is not None:
+                    where = (placement.kind, placement.destination)
+                    queued[where] = queued.get(where, 0) + 1
+        for forward in hit.forwards:
+            if forward.key is not None:
+                where = (forward.kind, forward.destination)
+                queued[where] = queued.get(where, 0) + 1
+            else:
+                self._not_forwarded(forward.kind, forward.destination, forward.reason or "").inc()
+        for (kind, destination), count in queued.items():
+            self._items_queued(kind, destination).inc(count)
         for reason, count in hit.dropped.items():
             self._events_dropped(reason).inc(count)
         if hit.unrouted:
@@ -336,40 +297,44 @@ class Telemetry:
                 queued=hit.queued,
                 dropped=hit.dropped,
                 unrouted=hit.unrouted,
+                forwards={f.destination: f.reason or "queued" for f in hit.forwards} or None,
                 errors=len(hit.errors),
                 error=hit.error or None,
                 ms=round(hit.duration_seconds * 1000, 3),
             )
 
     def on_delivery(self, result: DeliveryResult) -> None:
-        tag, kind = result.tag, _word(result.outcome_kind)
-        self._delivery_events(tag, kind).inc(result.events)
-        code_cls = None
+        kind, destination = result.kind, result.destination
+        outcome = _word(result.outcome_kind)
+        self._delivery_events(kind, destination, outcome).inc(result.events)
         if result.sent:
-            code_cls = code_class(result)
-            self._delivery_requests(tag, code_cls).inc()
-            self._delivery_seconds(tag).observe(result.latency_seconds)
-            self.batch_events.observe(result.events)
+            self._delivery_requests(kind, destination, result.cause or "unknown").inc()
+            self._delivery_seconds(kind, destination).observe(result.latency_seconds)
+            self._batch_events(kind).observe(result.events)
         if structlog.is_configured():
-            emit = self._log.warning if kind in _WARN_OUTCOMES else self._log.info
+            emit = self._log.warning if outcome in _WARN_OUTCOMES else self._log.info
             emit(
                 "delivery",
-                tag=tag,
+                destination=destination,
+                kind=kind,
                 outcome=result.outcome_kind,
                 events=result.events,
                 code=result.code,
-                code_class=code_cls,
+                code_class=result.cause if result.sent else None,
                 message=result.message or None,  # scrubbed, as every field, by the log chain
-                tiktok_request_id=result.request_id or None,
+                destination_request_id=result.request_id or None,
                 latency_ms=round(result.latency_seconds * 1000, 3) if result.sent else None,
             )
 
     # -- scraping -------------------------------------------------------------------------------
 
-    async def refresh(self, runtime: Runtime) -> None:
-        """Set the state gauges from the queue and the worker."""
+    async def refresh(
+        self, queue: Queue, worker: DeliveryWorker | None, kinds: Mapping[str, str]
+    ) -> None:
+        """Set the state gauges from the queue and the worker; ``kinds`` maps every configured
+        destination to its kind."""
         try:
-            stats = await stats_within_timeout(runtime.queue)
+            stats = await stats_within_timeout(queue)
         except Exception as exc:  # a failing queue must not fail the scrape: queue_up says it
             log.warning("queue stats failed for /metrics: %s", type(exc).__name__)
             self.queue_up.set(0)
@@ -379,23 +344,18 @@ class Telemetry:
             self.queue_leased.set(stats.leased)
             self.queue_oldest_age.set(stats.oldest_age)
             self.dead_letters.set(stats.dead)
-        worker = runtime.worker
         paused = set(worker.paused) if worker is not None else set()
         backing_off = set(worker.backing_off) if worker is not None else set()
         self.in_flight.set(worker.in_flight if worker is not None else 0)
-        for tag in set(runtime.delivery_tags) | paused | backing_off:
-            self.tag_paused.labels(tag).set(1 if tag in paused else 0)
-            self.tag_backing_off.labels(tag).set(1 if tag in backing_off else 0)
-            self.events_mapped.labels(tag)  # every configured tag shows, 0 until it maps one
+        for destination, kind in kinds.items():
+            self.destination_paused.labels(kind, destination).set(destination in paused)
+            self.destination_backing_off.labels(kind, destination).set(destination in backing_off)
+            # every configured destination shows, 0 until it queues one
+            self.items_queued.labels(kind, destination)
 
-    async def scrape(self, runtime: Runtime) -> bytes:
+    async def scrape(
+        self, queue: Queue, worker: DeliveryWorker | None, kinds: Mapping[str, str]
+    ) -> bytes:
         """The registry in the Prometheus text format, gauges refreshed."""
-        await self.refresh(runtime)
+        await self.refresh(queue, worker, kinds)
         return generate_latest(self.registry)
-
-
-async def metrics_endpoint(request: Request) -> Response:
-    """``GET /metrics`` in the Prometheus text format."""
-    runtime = runtime_of(request)
-    body = await runtime.telemetry.scrape(runtime)
-    return Response(body, media_type=CONTENT_TYPE_LATEST)

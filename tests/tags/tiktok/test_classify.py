@@ -9,18 +9,21 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from tiktok_gateway.tags.tiktok.classify import (
-    CODES,
-    UNKNOWN_MAX_ATTEMPTS,
+from tiktok_gateway.delivery.outcome import (
+    CAUSES,
     Delivered,
     Outcome,
     Pause,
     Reject,
     Retry,
     Split,
+    parse_retry_after,
+)
+from tiktok_gateway.tags.tiktok.classify import (
+    CODES,
+    UNKNOWN_MAX_ATTEMPTS,
     batch_index,
     classify,
-    parse_retry_after,
 )
 
 NOW = 1_700_000_000.0
@@ -54,15 +57,27 @@ TABLE: list[tuple[int, bytes, Outcome]] = [
     (200, tiktok(41002, "m"), Reject(41002, "m", "req-1", None, "batch")),
     (200, tiktok(40063, "m"), Reject(40063, "m", "req-1", None, "batch")),
     (200, tiktok(40061, "m"), Split(40061, "m", request_id="req-1")),
-    (200, tiktok(40100, "m"), Retry(None, "throttled", 40100, "m", request_id="req-1")),
-    (200, tiktok(40132, "m"), Retry(None, "throttled", 40132, "m", request_id="req-1")),
-    (200, tiktok(61000, "m"), Retry(None, "throttled", 61000, "m", request_id="req-1")),
+    (
+        200,
+        tiktok(40100, "m"),
+        Retry(None, "throttled", 40100, "m", request_id="req-1", cause="throttled"),
+    ),
+    (
+        200,
+        tiktok(40132, "m"),
+        Retry(None, "throttled", 40132, "m", request_id="req-1", cause="throttled"),
+    ),
+    (
+        200,
+        tiktok(61000, "m"),
+        Retry(None, "throttled", 61000, "m", request_id="req-1", cause="throttled"),
+    ),
     (200, tiktok(50000, "m"), Retry(None, "server_error", 50000, "m", request_id="req-1")),
     (200, tiktok(50002, "m"), Retry(None, "server_error", 50002, "m", request_id="req-1")),
     (200, tiktok(51234, "m"), Retry(None, "server_error", 51234, "m", request_id="req-1")),
     (200, tiktok(52001, "m"), Retry(None, "server_error", 52001, "m", request_id="req-1")),
     (200, tiktok(60001, "m"), Retry(None, "maintenance", 60001, "m", request_id="req-1")),
-    (429, b"", Retry(None, "throttled", None, "HTTP 429")),
+    (429, b"", Retry(None, "throttled", None, "HTTP 429", cause="throttled")),
     (500, b"<html>oops</html>", Retry(None, "server_error", None, "HTTP 500")),
     (502, b"", Retry(None, "server_error", None, "HTTP 502")),
     (503, tiktok(50000, "busy"), Retry(None, "server_error", 50000, "busy", request_id="req-1")),
@@ -70,28 +85,36 @@ TABLE: list[tuple[int, bytes, Outcome]] = [
     (
         200,
         b"<html>captive portal</html>",
-        Retry(None, "bad_response", None, "HTTP 200 without a TikTok answer"),
+        Retry(None, "bad_response", None, "HTTP 200 without a TikTok answer", cause="unexpected"),
     ),
-    (200, b"", Retry(None, "bad_response", None, "HTTP 200 without a TikTok answer")),
+    (
+        200,
+        b"",
+        Retry(None, "bad_response", None, "HTTP 200 without a TikTok answer", cause="unexpected"),
+    ),
     (
         200,
         b'{"message": "no code"}',
-        Retry(None, "bad_response", None, "HTTP 200 without a TikTok answer"),
+        Retry(None, "bad_response", None, "HTTP 200 without a TikTok answer", cause="unexpected"),
     ),
     (
         200,
         tiktok(45678, "m"),
-        Retry(None, "unknown_code", 45678, "m", UNKNOWN_MAX_ATTEMPTS, request_id="req-1"),
+        Retry(None, "unknown_code", 45678, "m", UNKNOWN_MAX_ATTEMPTS, "req-1", cause="invalid"),
     ),
     (200, tiktok(45678, "Batch.7.foo: bad"), Reject(45678, "Batch.7.foo: bad", "req-1", 7)),
     (200, tiktok(59999, "m"), Retry(None, "unknown_server_code", 59999, "m", request_id="req-1")),
     (400, tiktok(40002, "Batch.1.x"), Reject(40002, "Batch.1.x", "req-1", 1)),
-    (400, b"bad request", Retry(None, "unknown_code", None, "HTTP 400", UNKNOWN_MAX_ATTEMPTS)),
+    (
+        400,
+        b"bad request",
+        Retry(None, "unknown_code", None, "HTTP 400", UNKNOWN_MAX_ATTEMPTS, cause="invalid"),
+    ),
     (401, b"", Pause(None, "HTTP 401", "unauthorized")),
     (403, b"", Pause(None, "HTTP 403", "forbidden")),
     (404, b"not found", Pause(None, "HTTP 404", "endpoint_not_found")),
     (301, b"", Pause(None, "HTTP 301", "redirected")),
-    (408, b"", Retry(None, "timeout", None, "HTTP 408")),
+    (408, b"", Retry(None, "timeout", None, "HTTP 408", cause="transport")),
     (413, b"", Split(None, "HTTP 413")),
     (201, tiktok(0, "OK"), Delivered("req-1", False, "OK")),
 ]
@@ -100,6 +123,35 @@ TABLE: list[tuple[int, bytes, Outcome]] = [
 @pytest.mark.parametrize(("status", "body", "expected"), TABLE)
 def test_table(status: int, body: bytes, expected: Outcome) -> None:
     assert at(status, body) == expected
+
+
+CAUSE_TABLE: list[tuple[int | None, bytes, str]] = [
+    (200, tiktok(0), "ok"),
+    (200, tiktok(20001), "partial"),
+    (200, tiktok(40002, "Batch.0.event: required"), "invalid"),
+    (200, tiktok(40000), "invalid"),
+    (200, tiktok(40061), "too_large"),
+    (413, b"", "too_large"),
+    (200, tiktok(40105), "auth"),
+    (401, b"", "auth"),
+    (200, tiktok(40100), "throttled"),
+    (429, b"", "throttled"),
+    (200, tiktok(50002), "server"),
+    (503, b"", "server"),
+    (None, b"", "transport"),
+    (408, b"", "transport"),
+    (200, b"<html>", "unexpected"),
+    (200, tiktok(12345), "unknown"),
+    (200, tiktok(44444), "invalid"),
+]
+
+
+@pytest.mark.parametrize(("status", "body", "cause"), CAUSE_TABLE)
+def test_the_cause_of_each_answer(status: int | None, body: bytes, cause: str) -> None:
+    """What metrics and logs report as ``code_class`` comes from the rows, not from text."""
+    outcome = classify(status, body, now=NOW)
+    assert outcome.cause == cause
+    assert cause in CAUSES
 
 
 def test_every_code_of_the_table_has_a_row() -> None:
@@ -126,13 +178,13 @@ def test_partial_success_keeps_what_tiktok_reports() -> None:
 def test_timeout_is_retry() -> None:
     error = httpx.ReadTimeout("timed out")
     outcome = classify(None, None, error=error, now=NOW)
-    assert outcome == Retry(None, "timeout", None, "ReadTimeout: timed out")
+    assert outcome == Retry(None, "timeout", None, "ReadTimeout: timed out", cause="transport")
 
 
 def test_connection_error_is_retry() -> None:
     error = httpx.ConnectError("refused")
     outcome = classify(None, None, error=error, now=NOW)
-    assert outcome == Retry(None, "connection", None, "ConnectError: refused")
+    assert outcome == Retry(None, "connection", None, "ConnectError: refused", cause="transport")
 
 
 def test_retry_after_seconds() -> None:

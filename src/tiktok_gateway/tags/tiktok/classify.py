@@ -1,7 +1,7 @@
 """TikTok's answer -> what delivery does with the batch (SPEC 7). Every retry decision lives here.
 
-The delivery worker never looks at HTTP statuses or TikTok codes; it acts on the ``Outcome``
-returned by ``classify``:
+The delivery worker never looks at HTTP statuses or TikTok codes; it acts on the outcome
+(``delivery/outcome.py``) returned by ``classify``:
 
 * ``Delivered``: TikTok has the events (code 0, or 20001 partial success): ack them.
 * ``Retry``: transient (throttling, TikTok errors, HTTP 429/5xx, timeouts, connection errors):
@@ -13,6 +13,8 @@ returned by ``classify``:
 * ``Pause``: configuration (token, permission, endpoint): keep the events queued, pause the
   tag, probe again later.
 * ``Split``: the request is too large: send it again in halves.
+
+Every row also names the ``cause`` (the class of the answer) that metrics and logs report.
 
 Decisions the SPEC leaves open (also in ARCHITECTURE.md):
 
@@ -32,20 +34,27 @@ Decisions the SPEC leaves open (also in ARCHITECTURE.md):
 
 from __future__ import annotations
 
-import email.utils
 import json
-import math
 import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC
 from types import MappingProxyType
 from typing import Literal
 
 import httpx
 from pydantic import ValidationError
 
+from tiktok_gateway.delivery.outcome import (
+    Cause,
+    Delivered,
+    Outcome,
+    Pause,
+    Reject,
+    Retry,
+    Split,
+    parse_retry_after,
+)
 from tiktok_gateway.tags.tiktok.payload import TrackResponse
 
 Kind = Literal["delivered", "partial", "reject_event", "reject_batch", "pause", "split", "retry"]
@@ -57,122 +66,91 @@ UNKNOWN_MAX_ATTEMPTS = 20
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """What a code or status means: the outcome ``kind`` and a short, stable ``reason``."""
+    """What a code or status means: the outcome ``kind``, a short, stable ``reason`` and the
+    ``cause`` (class of the answer) that metrics report."""
 
     kind: Kind
     reason: str
+    cause: Cause
     max_attempts: int | None = None
 
 
 # TikTok's body codes (SPEC 7 table), one row each.
 CODES: Mapping[int, Rule] = MappingProxyType(
     {
-        0: Rule("delivered", "ok"),
-        20001: Rule("partial", "partial_success"),
-        40000: Rule("reject_event", "invalid_params"),
-        40002: Rule("reject_event", "invalid_field"),
-        40062: Rule("reject_event", "pii_not_hashed"),
-        40001: Rule("pause", "no_permission"),
-        40102: Rule("pause", "token_expired"),
-        40104: Rule("pause", "token_empty"),
-        40105: Rule("pause", "token_invalid"),
-        40006: Rule("reject_batch", "api_version_retired"),
-        40051: Rule("reject_batch", "interface_retired"),
-        41001: Rule("reject_batch", "field_retired"),
-        41002: Rule("reject_batch", "field_retired"),
-        40063: Rule("reject_batch", "invalid_partner_name"),
-        40061: Rule("split", "batch_too_large"),
-        40100: Rule("retry", "throttled"),
-        40132: Rule("retry", "throttled"),
-        61000: Rule("retry", "throttled"),
-        50000: Rule("retry", "server_error"),
-        50002: Rule("retry", "server_error"),
-        60001: Rule("retry", "maintenance"),
+        0: Rule("delivered", "ok", "ok"),
+        20001: Rule("partial", "partial_success", "partial"),
+        40000: Rule("reject_event", "invalid_params", "invalid"),
+        40002: Rule("reject_event", "invalid_field", "invalid"),
+        40062: Rule("reject_event", "pii_not_hashed", "invalid"),
+        40001: Rule("pause", "no_permission", "auth"),
+        40102: Rule("pause", "token_expired", "auth"),
+        40104: Rule("pause", "token_empty", "auth"),
+        40105: Rule("pause", "token_invalid", "auth"),
+        40006: Rule("reject_batch", "api_version_retired", "invalid"),
+        40051: Rule("reject_batch", "interface_retired", "invalid"),
+        41001: Rule("reject_batch", "field_retired", "invalid"),
+        41002: Rule("reject_batch", "field_retired", "invalid"),
+        40063: Rule("reject_batch", "invalid_partner_name", "invalid"),
+        40061: Rule("split", "batch_too_large", "too_large"),
+        40100: Rule("retry", "throttled", "throttled"),
+        40132: Rule("retry", "throttled", "throttled"),
+        61000: Rule("retry", "throttled", "throttled"),
+        50000: Rule("retry", "server_error", "server"),
+        50002: Rule("retry", "server_error", "server"),
+        60001: Rule("retry", "maintenance", "server"),
     }
 )
 
 # Code ranges, first match wins, looked at only when the code is not in CODES.
 CODE_RANGES: tuple[tuple[range, Rule], ...] = (
-    (range(51000, 52000), Rule("retry", "server_error")),
-    (range(52000, 53000), Rule("retry", "server_error")),
-    (range(50000, 70000), Rule("retry", "unknown_server_code")),
+    (range(51000, 52000), Rule("retry", "server_error", "server")),
+    (range(52000, 53000), Rule("retry", "server_error", "server")),
+    (range(50000, 70000), Rule("retry", "unknown_server_code", "server")),
+    # TikTok's client-error family: most likely about what was sent, but not documented.
+    (range(40000, 50000), Rule("retry", "unknown_code", "invalid", UNKNOWN_MAX_ATTEMPTS)),
 )
 
-UNKNOWN = Rule("retry", "unknown_code", UNKNOWN_MAX_ATTEMPTS)
+UNKNOWN = Rule("retry", "unknown_code", "unknown", UNKNOWN_MAX_ATTEMPTS)
 
 # HTTP statuses, used when the body carries no TikTok code (or code 0 with a non-2xx status).
 STATUSES: Mapping[int, Rule] = MappingProxyType(
     {
-        401: Rule("pause", "unauthorized"),
-        403: Rule("pause", "forbidden"),
-        404: Rule("pause", "endpoint_not_found"),
-        405: Rule("pause", "endpoint_not_found"),
-        407: Rule("pause", "proxy_auth"),
-        410: Rule("pause", "endpoint_not_found"),
-        408: Rule("retry", "timeout"),
-        425: Rule("retry", "too_early"),
-        429: Rule("retry", "throttled"),
-        413: Rule("split", "payload_too_large"),
+        401: Rule("pause", "unauthorized", "auth"),
+        403: Rule("pause", "forbidden", "auth"),
+        404: Rule("pause", "endpoint_not_found", "auth"),
+        405: Rule("pause", "endpoint_not_found", "auth"),
+        407: Rule("pause", "proxy_auth", "auth"),
+        410: Rule("pause", "endpoint_not_found", "auth"),
+        408: Rule("retry", "timeout", "transport"),
+        425: Rule("retry", "too_early", "throttled"),
+        429: Rule("retry", "throttled", "throttled"),
+        413: Rule("split", "payload_too_large", "too_large"),
     }
 )
 
 STATUS_RANGES: tuple[tuple[range, Rule], ...] = (
-    (range(500, 600), Rule("retry", "server_error")),
-    (range(300, 400), Rule("pause", "redirected")),
+    (range(500, 600), Rule("retry", "server_error", "server")),
+    (range(300, 400), Rule("pause", "redirected", "auth")),
+    (range(400, 500), Rule("retry", "unknown_code", "invalid", UNKNOWN_MAX_ATTEMPTS)),
 )
 
 _BATCH_INDEX = re.compile(r"(?<![A-Za-z0-9_])batch\.(\d+)", re.IGNORECASE)
 
-
-@dataclass(frozen=True, slots=True)
-class Delivered:
-    request_id: str
-    partial: bool = False
-    detail: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Retry:
-    after: float | None
-    reason: str
-    code: int | None = None
-    message: str = ""
-    max_attempts: int | None = None
-    request_id: str = ""
-
-    @property
-    def holds_tag(self) -> bool:
-        """Whether TikTok or the network failed (throttled, 5xx, timeout, no connection), not
-        this batch: then the tag's other events wait too. A code retried only a few times
-        (``max_attempts``: one TikTok does not document) may concern this batch alone."""
-        return self.max_attempts is None
-
-
-@dataclass(frozen=True, slots=True)
-class Reject:
-    code: int | None
-    message: str
-    request_id: str = ""
-    index: int | None = None
-    scope: Literal["event", "batch"] = "event"
-
-
-@dataclass(frozen=True, slots=True)
-class Pause:
-    code: int | None
-    message: str
-    reason: str
-    request_id: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Split:
-    code: int | None = None
-    message: str = ""
-    request_id: str = ""
-
-
-Outcome = Delivered | Retry | Reject | Pause | Split
+__all__ = [
+    "CODES",
+    "CODE_RANGES",
+    "STATUSES",
+    "STATUS_RANGES",
+    "UNKNOWN",
+    "UNKNOWN_MAX_ATTEMPTS",
+    "Rule",
+    "batch_index",
+    "classify",
+    "parse_retry_after",
+    "rule_for_code",
+    "rule_for_status",
+]
 
 
 def rule_for_code(code: int) -> Rule:
@@ -197,26 +175,6 @@ def batch_index(message: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a Retry-After header: delta seconds or an HTTP date (RFC 9110)."""
-    if not value or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        pass
-    else:
-        return max(seconds, 0.0) if math.isfinite(seconds) else None
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(when.timestamp() - now, 0.0)
-
-
 def _parse_body(body: bytes | None) -> TrackResponse | None:
     if not body:
         return None
@@ -235,14 +193,14 @@ def _outcome(
         detail = f"{message}: {json.dumps(data, default=str)[:1000]}" if data else message
         return Delivered(request_id, partial=True, detail=detail)
     if rule.kind == "reject_event":
-        return Reject(code, message, request_id, batch_index(message), "event")
+        return Reject(code, message, request_id, batch_index(message), "event", rule.cause)
     if rule.kind == "reject_batch":
-        return Reject(code, message, request_id, None, "batch")
+        return Reject(code, message, request_id, None, "batch", rule.cause)
     if rule.kind == "pause":
         return Pause(code, message, rule.reason, request_id)
     if rule.kind == "split":
         return Split(code, message, request_id)
-    return Retry(after, rule.reason, code, message, rule.max_attempts, request_id)
+    return Retry(after, rule.reason, code, message, rule.max_attempts, request_id, rule.cause)
 
 
 def classify(
@@ -264,7 +222,7 @@ def classify(
     if error is not None or status is None:
         reason = "timeout" if isinstance(error, httpx.TimeoutException) else "connection"
         text = f"{type(error).__name__}: {error}" if error is not None else "no response"
-        return Retry(after, reason, None, text)
+        return Retry(after, reason, None, text, cause="transport")
     parsed = _parse_body(body)
     code = parsed.code if parsed is not None else None
     message = parsed.message if parsed is not None else f"HTTP {status}"
@@ -276,12 +234,13 @@ def classify(
         return _outcome(rule_for_status(status), code, message, request_id, after, data)
     if code is not None and code != 0:
         rule = rule_for_code(code)
-        if rule is UNKNOWN and (index := batch_index(message)) is not None:
+        if rule.reason == "unknown_code" and (index := batch_index(message)) is not None:
             # TikTok named the event, so whatever the code means, it is about that event.
             return Reject(code, message, request_id, index, "event")
         return _outcome(rule, code, message, request_id, after, data)
     if 200 <= status < 300:
         if code == 0:
             return Delivered(request_id, partial=False, detail=message)
-        return Retry(after, "bad_response", None, f"HTTP {status} without a TikTok answer")
+        text = f"HTTP {status} without a TikTok answer"
+        return Retry(after, "bad_response", None, text, cause="unexpected")
     return _outcome(rule_for_status(status), code, message, request_id, after, data)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from tiktok_gateway.tags.tiktok.classify import Outcome, classify
+from tiktok_gateway.delivery.outcome import Outcome
+from tiktok_gateway.tags.tiktok.classify import classify
 from tiktok_gateway.tags.tiktok.payload import TRACK_PATH
 
 

@@ -35,6 +35,8 @@ from tiktok_gateway.tags.tiktok.properties import build_properties
 from tiktok_gateway.tags.tiktok.settings import TikTokTagSettings
 from tiktok_gateway.tags.tiktok.user import build_user
 
+KIND = "tiktok"
+
 # What identifies an event within its hit, for the deterministic event id (SPEC 5.3).
 _IDENTITY_KEYS = (
     SOURCE_KEY,
@@ -86,6 +88,23 @@ class MappedEvent:
         self.warnings = warnings
         self.explain = {} if explain is None else explain
 
+    # As a placement (ingest.Placement): queued for the tag's destination under its event_id.
+    @property
+    def kind(self) -> str:
+        return KIND
+
+    @property
+    def destination(self) -> str:
+        return self.tag
+
+    @property
+    def key(self) -> str | None:
+        return str(self.event.get("event_id", ""))
+
+    @property
+    def reason(self) -> str | None:
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class DroppedEvent:
@@ -94,6 +113,19 @@ class DroppedEvent:
     tag: str
     event_name: str | None
     reason: str
+
+    # As a placement (ingest.Placement): nothing queued, for ``reason``.
+    @property
+    def kind(self) -> str:
+        return KIND
+
+    @property
+    def destination(self) -> str:
+        return self.tag
+
+    @property
+    def key(self) -> str | None:
+        return None
 
 
 def deterministic_event_id(data: EventData, event_name: str) -> str:

@@ -22,8 +22,8 @@ class TikTokTagSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # No control characters: a name is shown in logs and pages, and the queue joins it with the
-    # test event code by U+001F (delivery/envelope.group_of).
+    # No control characters: a name is shown in logs and pages, and it is the queue group of
+    # the tag's events.
     name: str = Field(
         default="default",
         min_length=1,

@@ -16,7 +16,8 @@ from tiktok_gateway.tags.tiktok.mapping import DroppedEvent, MappedEvent, event_
 from tiktok_gateway.tags.tiktok.settings import TikTokTagSettings
 from tiktok_gateway.tags.triggers import TriggerSettings
 
-Outcome = MappedEvent | DroppedEvent
+# What a tag made of an event (both are placements, ingest.Placement).
+TagResult = MappedEvent | DroppedEvent
 
 
 def hostname_of(data: EventData) -> str | None:
@@ -49,7 +50,7 @@ def fires(trigger: TriggerSettings, data: EventData) -> bool:
 
 def route(
     data: EventData, tags: Sequence[TikTokTagSettings], *, explain: bool = False
-) -> list[Outcome]:
+) -> list[TagResult]:
     """One outcome per tag that fires on ``data``; an empty list when no trigger matches."""
     return [map_event(data, tag, explain=explain) for tag in tags if fires(tag.trigger, data)]
 

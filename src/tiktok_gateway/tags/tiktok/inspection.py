@@ -15,13 +15,13 @@ from urllib.parse import parse_qs, urlsplit
 from tiktok_gateway.config import Config
 from tiktok_gateway.errors import InputError
 from tiktok_gateway.event_data import ParsedInput, RequestContext
-from tiktok_gateway.ingest import ttclid_cookie_of
 from tiktok_gateway.sources.events_api import parse_events
 from tiktok_gateway.sources.ga4_web import parse_hit
 from tiktok_gateway.sources.measurement_protocol import parse_mp
-from tiktok_gateway.tags.router import group_requests, route
+from tiktok_gateway.tags.tiktok.collector import ttclid_cookie_of
 from tiktok_gateway.tags.tiktok.mapping import DroppedEvent, MappedEvent
 from tiktok_gateway.tags.tiktok.payload import request_body
+from tiktok_gateway.tags.tiktok.router import group_requests, route
 
 
 @dataclass(frozen=True, slots=True)

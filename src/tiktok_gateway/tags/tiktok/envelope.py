@@ -1,4 +1,4 @@
-"""What the queue holds for one mapped event, and the delivery group it belongs to.
+"""What the queue holds for one mapped TikTok event (its queue group is its tag's name).
 
 The payload holds no secret: the access token is looked up by tag name when a batch is sent, so a
 rotated token applies to events already queued. Personal data in ``event`` is hashed by mapping
@@ -10,7 +10,7 @@ whose other members say everything delivery needs to know without reading the ev
     {"tag":"<tag>","pixel":"<pixel code>",["test_event_code":"<code>",]
      "event_id":"<the event's event_id>","event":{...}}
 
-So the worker takes the event's JSON as it is, ``payload[start:-1]``, and splices it into the
+So delivery takes the event's JSON as it is, ``payload[start:-1]``, and splices it into the
 request body (``RawEnvelope``); parsing and re-encoding every event took 13% of the delivery
 process's samples (docs/performance.md).
 Payloads of the earlier layout (no ``event_id`` member, ``test_event_code`` after ``event``)
@@ -26,19 +26,6 @@ from typing import Any, NamedTuple
 
 from tiktok_gateway import wire_json
 from tiktok_gateway.tags.tiktok.mapping import MappedEvent
-
-_SEP = "\x1f"
-
-
-def group_of(tag: str, test_event_code: str | None) -> str:
-    """The queue group: one tag and one test code (TikTok requests never mix test codes)."""
-    return f"{tag}{_SEP}{test_event_code or ''}"
-
-
-def split_group(group: str) -> tuple[str, str | None]:
-    """``(tag, test_event_code)`` of a group made by ``group_of``."""
-    tag, _, code = group.partition(_SEP)
-    return tag, code or None
 
 
 def payload_of(
@@ -58,9 +45,10 @@ def payload_of(
 
 
 def queue_item(mapped: MappedEvent) -> tuple[str, bytes]:
-    """``(group, payload)`` of a mapped event: what ingest puts on the queue for it."""
+    """``(group, payload)`` of a mapped event: what ingest puts on the queue for it (the group
+    is the tag's name: its destination)."""
     return (
-        group_of(mapped.tag, mapped.test_event_code),
+        mapped.tag,
         payload_of(mapped.tag, mapped.pixel_code, mapped.test_event_code, mapped.event),
     )
 
@@ -76,7 +64,8 @@ class Envelope:
 
     @property
     def group(self) -> str:
-        return group_of(self.tag, self.test_event_code)
+        """The queue group: the tag's name."""
+        return self.tag
 
     def to_bytes(self) -> bytes:
         """The payload (layout above)."""
@@ -144,6 +133,20 @@ class RawEnvelope(NamedTuple):
     test_event_code: str | None
     event_id: str
     event_json: bytes
+
+    # The delivery unit (delivery/destination.Unit):
+    @property
+    def route(self) -> tuple[str, str | None]:
+        """Events of one pixel and test code share a request."""
+        return self.pixel_code, self.test_event_code
+
+    @property
+    def key(self) -> str:
+        return self.event_id
+
+    @property
+    def size(self) -> int:
+        return len(self.event_json) + 1  # and the comma between two events
 
     @classmethod
     def from_bytes(cls, payload: bytes) -> RawEnvelope:

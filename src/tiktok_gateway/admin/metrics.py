@@ -1,0 +1,17 @@
+"""``GET /metrics``: the Prometheus text format of ``telemetry.metrics.Telemetry``."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from tiktok_gateway.endpoints.access import runtime_of
+from tiktok_gateway.telemetry.metrics import CONTENT_TYPE_LATEST
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """``GET /metrics`` in the Prometheus text format, state gauges read now."""
+    runtime = runtime_of(request)
+    kinds = {name: destination.kind for name, destination in runtime.destinations.items()}
+    body = await runtime.telemetry.scrape(runtime.queue, runtime.worker, kinds)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
