@@ -29,6 +29,23 @@ the gateway forwards every hit, as server-side GTM does, in the browser's own fo
 
 Nothing here raises, whatever the bytes, headers or addresses: a hit Google may dislike is still
 the site's hit, and the forward is decided on the request path.
+
+Choices SPEC 12 leaves open:
+
+- Conflicting consent signals (``gcs=G111`` with a denying ``gcd``, a granted query with a
+  denying body line) withhold the address: every ``gcs``/``gcd`` counts on its own. On real
+  hits, where the two agree, this is the same as reading ``gcs`` first and ``gcd`` second.
+- A ``%`` that starts no escape (``100%``) goes as ``%25``: decoders keep such a ``%``
+  literally, so the parameter reads the same, and the URL stays valid. ``#``, ``[`` and ``]``
+  are escaped too (``#`` would end the query; RFC 3986 allows none of them raw in one).
+- A header value that cannot go on the wire as sent (non-ASCII, control characters) or is blank
+  is left out rather than altered; surrounding blanks, which are no part of a field value, are
+  dropped.
+- The body is forwarded byte-identical, as SPEC 12 says, so a ``_uip`` a client wrote into a
+  body line (gtag never does) is not removed; only the query's are.
+- ``sst.gcsub`` is read from the query only (sGTM-bound gtag puts ``sst.*`` there); any
+  occurrence with the value ``region1`` counts. MP forwards read it too and copy the same
+  allow-listed headers (SPEC 12: "under the same rules").
 """
 
 from __future__ import annotations
