@@ -39,8 +39,16 @@ class Running:
         return runtime
 
 
+# Tests of the TikTok side run without GA4 forwarding (so queue depths count TikTok events);
+# GA4 tests turn it on, towards the built-in sandbox: GA4_SANDBOX.
+NO_GA4 = {"GATEWAY_GA4_FORWARD": "false"}
+GA4_SANDBOX = {"GATEWAY_GA4_FORWARD": "true", "GATEWAY_GA4_ENDPOINT": "sandbox"}
+
+
 def config_of(environ: Mapping[str, str] | None = None) -> Config:
-    return load_config(None, {"TIKTOK_PIXEL_CODE": "CTEST", **(environ or {})})
+    """The quick-start configuration (pixel ``CTEST``, no token: the built-in sandbox), GA4
+    forwarding off unless ``environ`` turns it on."""
+    return load_config(None, {"TIKTOK_PIXEL_CODE": "CTEST", **NO_GA4, **(environ or {})})
 
 
 @asynccontextmanager

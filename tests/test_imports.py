@@ -52,9 +52,7 @@ def imported(name: str, path: Path, known: dict[str, Path]) -> Iterator[str]:
 
 def graph() -> dict[str, set[str]]:
     known = modules()
-    return {
-        name: set(imported(name, path, known)) - {name} for name, path in sorted(known.items())
-    }
+    return {name: set(imported(name, path, known)) - {name} for name, path in sorted(known.items())}
 
 
 def cycles(edges: dict[str, set[str]]) -> list[list[str]]:

@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.harness import running
+from tests.harness import NO_GA4, running
 from tiktok_gateway.config import Config, load_config
 from tiktok_gateway.event_data import EventData
 from tiktok_gateway.sandbox.app import sandbox_of
@@ -105,7 +105,7 @@ OTHER = "https://blog.example.org/"
 def config(tmp_path: Path) -> Config:
     path = tmp_path / "gateway.toml"
     path.write_text(TAGS_TOML, encoding="utf-8")
-    return load_config(path, {})
+    return load_config(path, NO_GA4)
 
 
 def data(mid: str, url: str, name: str, **extra: Any) -> dict[str, Any]:
@@ -206,7 +206,9 @@ def test_triggers_compare_the_name_before_mapping(config: Config) -> None:
 
 def test_the_example_configuration_routes_as_documented() -> None:
     example = Path(__file__).resolve().parents[1] / "examples" / "gateway.toml"
-    config = load_config(example, {"TIKTOK_SHOP_TOKEN": "t1", "TIKTOK_OUTLET_TOKEN": "t2"})
+    config = load_config(
+        example, {"TIKTOK_SHOP_TOKEN": "t1", "TIKTOK_OUTLET_TOKEN": "t2", **NO_GA4}
+    )
     shop_site, outlet_site = "https://shop.example.com/", "https://outlet.example.com/"
     staging_site = "https://staging.shop.example.com/"
     assert fired(config, data("G-SHOP12345", shop_site, "purchase")) == {"shop": "PlaceAnOrder"}
@@ -443,6 +445,6 @@ def test_inspect_shows_one_request_per_tag_even_for_a_shared_pixel(tmp_path: Pat
     path.write_text(
         '[[tags]]\nname = "a"\npixel_code = "CSAME"\n[[tags]]\nname = "b"\npixel_code = "CSAME"\n'
     )
-    report = run_inspect(InspectInput(hit="v=2&tid=G-1&en=page_view"), load_config(path, {}))
+    report = run_inspect(InspectInput(hit="v=2&tid=G-1&en=page_view"), load_config(path, NO_GA4))
     assert [body["event_source_id"] for body in report.bodies] == ["CSAME", "CSAME"]
     assert [len(body["data"]) for body in report.bodies] == [1, 1]

@@ -1,8 +1,10 @@
-"""One validated configuration tree: the gateway's own settings and its TikTok tags (SPEC 11).
+"""One validated configuration tree: the gateway's own settings, its TikTok tags and GA4
+forwarding (SPEC 11, 12).
 
 Sources, later ones winning key by key: defaults, the TOML file (``--config``), then environment
-variables (``GATEWAY_<KEY>`` for the ``[gateway]`` table). Without a ``[[tags]]`` table, the
-``TIKTOK_*`` variables describe one tag that fires on everything but ``user_engagement``. Every
+variables (``GATEWAY_<KEY>`` for the ``[gateway]`` table, ``GATEWAY_GA4_<KEY>`` for ``[ga4]``).
+Without a ``[[tags]]`` table, the ``TIKTOK_*`` variables describe one tag that fires on
+everything but ``user_engagement``. Every
 problem is reported as ``ConfigError(key, reason)`` naming the offending key; secrets are
 ``SecretStr`` and never appear in a message.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,7 +28,11 @@ from pydantic_settings import (
 
 from tiktok_gateway.errors import ConfigError
 from tiktok_gateway.queue.factory import check_queue_url
+from tiktok_gateway.tags.ga4.settings import GA4Settings
 from tiktok_gateway.tags.tiktok.settings import TikTokTagSettings
+
+# The GA4 forwarder's destination name: a TikTok tag may not take it.
+GA4_DESTINATION = "ga4"
 
 # Stands in for a pixel code when none is configured, so `inspect` works out of the box.
 PLACEHOLDER_PIXEL = "PIXELCODENOTSET"
@@ -157,6 +163,7 @@ class FileConfig(BaseModel):
 
     gateway: dict[str, Any] = Field(default_factory=dict)
     tags: list[dict[str, Any]] = Field(default_factory=list)
+    ga4: dict[str, Any] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +173,7 @@ class Config:
     gateway: GatewaySettings
     tags: tuple[TikTokTagSettings, ...]
     placeholder_pixel: bool = False
+    ga4: GA4Settings = field(default_factory=GA4Settings)
 
 
 def _error(
@@ -261,6 +269,27 @@ def _read_file(path: Path) -> FileConfig:
         raise _error(exc, "") from None
 
 
+def _ga4(file: Mapping[str, Any], environ: Mapping[str, str]) -> GA4Settings:
+    given = _prefixed(environ, "GATEWAY_GA4_")
+    from_env = frozenset(given)
+    try:
+        return GA4Settings(**{**file, **given})
+    except ValidationError as exc:
+        raise _error(exc, "ga4", "GATEWAY_GA4_", from_env) from None
+
+
+def _check_names(tags: tuple[TikTokTagSettings, ...], ga4: GA4Settings) -> None:
+    """Destination names are unique: the tags' among themselves, and none is the forwarder's."""
+    names = [tag.name for tag in tags]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ConfigError("tags.name", f"tag names must be unique: {', '.join(duplicates)}")
+    if ga4.forward and GA4_DESTINATION in names:
+        raise ConfigError(
+            "tags.name", f"{GA4_DESTINATION!r} is the name of GA4 forwarding; choose another"
+        )
+
+
 def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
     """Read, merge and validate the configuration; raises ``ConfigError`` naming the bad key."""
     environ = os.environ if environ is None else environ
@@ -277,9 +306,11 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
         gateway = GatewaySettings(_env_file=None, **gateway_values)
     except ValidationError as exc:
         raise _error(exc, "gateway", "GATEWAY_", frozenset(gateway_env)) from None
+    ga4 = _ga4(file.ga4, environ)
     if not file.tags:
         tag, placeholder = _env_tag(environ)
-        return Config(gateway=gateway, tags=(tag,), placeholder_pixel=placeholder)
+        _check_names((tag,), ga4)
+        return Config(gateway=gateway, tags=(tag,), placeholder_pixel=placeholder, ga4=ga4)
     tags: list[TikTokTagSettings] = []
     for index, raw in enumerate(file.tags):
         key = f"tags[{index}]"
@@ -287,8 +318,5 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
             tags.append(TikTokTagSettings(**_resolve_token(raw, key, environ)))
         except ValidationError as exc:
             raise _error(exc, key) from None
-    names = [tag.name for tag in tags]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise ConfigError("tags.name", f"tag names must be unique: {', '.join(duplicates)}")
-    return Config(gateway=gateway, tags=tuple(tags))
+    _check_names(tuple(tags), ga4)
+    return Config(gateway=gateway, tags=tuple(tags), ga4=ga4)

@@ -63,12 +63,14 @@ def start_sandbox(port: int, token: str, log: Path) -> subprocess.Popen[bytes]:
 
 
 def delivering_to(sandbox_url: str, token: str, pixel: str) -> dict[str, str]:
-    """A gateway's environment: deliver to ``sandbox_url`` with short batches, retries and
-    leases (what a killed process had leased comes back after 2 s)."""
+    """A gateway's environment: deliver TikTok events and forward GA4 hits to the standalone
+    sandbox at ``sandbox_url``, with short batches, retries and leases (what a killed process
+    had leased comes back after 2 s)."""
     return {
         "TIKTOK_PIXEL_CODE": pixel,
         "TIKTOK_ACCESS_TOKEN": token,
         "TIKTOK_API_URL": sandbox_url,
+        "GATEWAY_GA4_ENDPOINT": sandbox_url,
         "GATEWAY_BATCH_MAX_WAIT_MS": "20",
         "GATEWAY_RETRY_BASE_SECONDS": "0.05",
         "GATEWAY_RETRY_MAX_SECONDS": "0.5",

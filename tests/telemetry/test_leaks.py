@@ -52,6 +52,9 @@ api_url = "http://sandbox.internal"   # runtime.SANDBOX_ORIGIN: in process, with
 [[tags]]
 name = "open"
 pixel_code = "COPEN"
+
+[ga4]
+endpoint = "sandbox"   # every GA4 hit is forwarded too, to the in-process stand-in
 """
 
 ENVIRON = {
@@ -293,7 +296,8 @@ def test_no_secret_or_personal_data_leaks(
             clock.now += 3600
             await gw.queue.put([NewItem("open", b"{not json")])
             await worker.drain()
-            for path in ("/metrics", "/readyz", "/healthz", "/sandbox/events", "/sandbox/"):
+            pages = ("/metrics", "/readyz", "/healthz", "/sandbox/events", "/sandbox/ga4/hits")
+            for path in (*pages, "/sandbox/"):
                 answer = await client.get(path, headers=operator)
                 assert seen.answer(answer).status_code == 200, path
             listing = (await client.get("/sandbox/events", headers=operator)).json()

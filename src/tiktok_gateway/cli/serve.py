@@ -84,10 +84,13 @@ class _GatewayServer(uvicorn.Server):
 def serve_command(
     host: str | None, port: int | None, data_dir: Path | None, config_path: Path | None
 ) -> None:
-    """Run the gateway: accept hits, queue them durably, deliver them to TikTok.
+    """Run the gateway: accept hits, queue them durably, deliver them to TikTok and forward
+    the GA4 hits to Google Analytics.
 
-    Without TIKTOK_ACCESS_TOKEN the events go to the built-in TikTok sandbox (listed at
-    /sandbox/events), so everything works offline.
+    Without TIKTOK_ACCESS_TOKEN the TikTok events go to the built-in sandbox (listed at
+    /sandbox/events); with GATEWAY_GA4_ENDPOINT=sandbox the GA4 hits do too (listed at
+    /sandbox/ga4/hits), so everything works offline. GATEWAY_GA4_FORWARD=false keeps GA4 hits
+    from Google.
     """
     overrides = {
         name: str(value)
@@ -142,6 +145,10 @@ def serve_command(
 @click.option("--throttle-rate", default=0.0, show_default=True, help="Share of 40100 answers.")
 @click.option("--latency-ms", default=0.0, show_default=True, help="Added to every answer.")
 @click.option("--outage-seconds", default=0.0, show_default=True, help="Answer 503 at first.")
+@click.option("--ga4-fail-rate", default=0.0, show_default=True, help="GA4: share of 5xx.")
+@click.option("--ga4-throttle-rate", default=0.0, show_default=True, help="GA4: share of 429.")
+@click.option("--ga4-latency-ms", default=0.0, show_default=True, help="GA4: added latency.")
+@click.option("--ga4-outage-seconds", default=0.0, show_default=True, help="GA4: 503 at first.")
 @click.option("--seed", type=int, help="Seed for reproducible faults.")
 def sandbox_command(
     host: str,
@@ -151,12 +158,19 @@ def sandbox_command(
     throttle_rate: float,
     latency_ms: float,
     outage_seconds: float,
+    ga4_fail_rate: float,
+    ga4_throttle_rate: float,
+    ga4_latency_ms: float,
+    ga4_outage_seconds: float,
     seed: int | None,
 ) -> None:
-    """Run the local TikTok Events API emulator (POST /open_api/v1.3/event/track/).
+    """Run the local stand-ins for TikTok's Events API (POST /open_api/v1.3/event/track/)
+    and Google Analytics (POST /g/collect, POST /mp/collect).
 
-    GET /sandbox/events lists what it accepted; POST/DELETE /sandbox/outage starts and ends an
-    outage. The token is read from an environment variable so it never shows in `ps`.
+    GET /sandbox/events lists the TikTok events it accepted, GET /sandbox/ga4/hits the GA4 hits
+    it received; POST/DELETE /sandbox/outage and /sandbox/ga4/outage start and end an outage of
+    either side. The token is read from an environment variable so it never shows in `ps`.
+    Point the gateway at it with TIKTOK_API_URL and GATEWAY_GA4_ENDPOINT=http://HOST:PORT.
     """
     token = os.environ.get(access_token_env, "") if access_token_env else ""
     if access_token_env and not token:
@@ -168,9 +182,21 @@ def sandbox_command(
             latency_ms=latency_ms,
             outage_seconds=outage_seconds,
         )
+        ga4_faults = FaultSettings(
+            fail_rate=ga4_fail_rate,
+            throttle_rate=ga4_throttle_rate,
+            latency_ms=ga4_latency_ms,
+            outage_seconds=ga4_outage_seconds,
+        )
     except ValueError as exc:
         fail(str(exc))
-    click.echo(f"TikTok sandbox on http://{host}:{port} (events: /sandbox/events)", err=True)
-    run_sandbox(
-        host, port, create_sandbox_app(access_token=token or None, faults=faults, seed=seed)
+    base = f"http://{host}:{port}"
+    click.echo(
+        f"Sandbox on {base}: TikTok events at {base}/sandbox/events,"
+        f" GA4 hits at {base}/sandbox/ga4/hits",
+        err=True,
     )
+    app = create_sandbox_app(
+        access_token=token or None, faults=faults, seed=seed, ga4_faults=ga4_faults
+    )
+    run_sandbox(host, port, app)

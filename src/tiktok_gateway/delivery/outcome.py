@@ -105,10 +105,7 @@ class Pause:
     message: str
     reason: str
     request_id: str = ""
-
-    @property
-    def cause(self) -> Cause:
-        return "auth"
+    cause: Cause = "auth"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""The sandbox as an ASGI app: TikTok's ``POST /open_api/v1.3/event/track/`` and a small admin API.
+"""The sandbox as an ASGI app: TikTok's ``POST /open_api/v1.3/event/track/``, Google's
+``/g/collect`` and ``/mp/collect`` (``google.py``), and a small admin API.
 
 Routes:
 
@@ -9,7 +10,9 @@ Routes:
 - ``GET /sandbox/events?pixel=&limit=``: the accepted events, oldest first, and the totals;
   ``DELETE /sandbox/events`` forgets them and resets the totals.
 - ``POST /sandbox/outage?seconds=N`` (no ``seconds``: until ended), ``DELETE /sandbox/outage``.
-- ``GET /sandbox/``: a short summary.
+- Google's side, with faults of its own: ``GET|POST /g/collect``, ``POST /mp/collect``,
+  ``GET|DELETE /sandbox/ga4/hits``, ``POST|DELETE /sandbox/ga4/outage`` (``google.py``).
+- ``GET /sandbox/``: a short summary of both sides.
 
 ``/sandbox`` is the default ``admin_prefix``; mounted inside the gateway at ``/sandbox`` the app
 is made with ``admin_prefix=""`` so its routes stay ``/sandbox/events`` and so on.
@@ -38,6 +41,14 @@ from starlette.routing import Route
 
 from tiktok_gateway.sandbox import codes
 from tiktok_gateway.sandbox.faults import Fault, FaultInjector, FaultSettings
+from tiktok_gateway.sandbox.google import (
+    MP_PATH,
+    WEB_PATH,
+    GoogleSide,
+    HitStore,
+    fault_response,
+    received,
+)
 from tiktok_gateway.sandbox.store import DEFAULT_CAPACITY, EventStore
 from tiktok_gateway.sandbox.validation import validate
 from tiktok_gateway.tags.tiktok.payload import TRACK_PATH
@@ -48,12 +59,17 @@ ADMIN_PREFIX = "/sandbox"
 
 @dataclass(slots=True)
 class Sandbox:
-    """The state behind one sandbox app: what it accepted and how it misbehaves."""
+    """The state behind one sandbox app: what each side accepted and how it misbehaves."""
 
     store: EventStore
     faults: FaultInjector
     access_token: str | None = field(default=None, repr=False)
     wall_clock: Callable[[], float] = time.time
+    google: GoogleSide = field(
+        default_factory=lambda: GoogleSide(
+            HitStore(), FaultInjector(FaultSettings(), random.Random())
+        )
+    )
 
     @property
     def token_required(self) -> bool:
@@ -70,15 +86,21 @@ def create_sandbox_app(
     wall_clock: Callable[[], float] = time.time,
     capacity: int = DEFAULT_CAPACITY,
     admin_prefix: str = ADMIN_PREFIX,
+    ga4_faults: FaultSettings | None = None,
 ) -> Starlette:
     """A sandbox app; ``access_token`` ``None`` or empty accepts any token (or none).
 
-    ``clock`` (monotonic seconds) times outages, ``sleep`` waits the latency, ``wall_clock`` stamps
-    the kept events. ``admin_prefix`` is where the ``/events``, ``/outage`` and summary routes
-    live: ``""`` suits an app mounted at ``/sandbox`` inside the gateway.
+    ``faults`` are the TikTok side's, ``ga4_faults`` Google's. ``clock`` (monotonic seconds)
+    times outages, ``sleep`` waits the latency, ``wall_clock`` stamps what is kept.
+    ``admin_prefix`` is where the ``/events``, ``/outage``, ``/ga4/...`` and summary routes live:
+    ``""`` suits an app mounted at ``/sandbox`` inside the gateway.
     """
     injector = FaultInjector(faults or FaultSettings(), random.Random(seed), clock, sleep)
-    sandbox = Sandbox(EventStore(capacity), injector, access_token or None, wall_clock)
+    rng = random.Random(None if seed is None else seed + 1)
+    google = GoogleSide(
+        HitStore(capacity), FaultInjector(ga4_faults or FaultSettings(), rng, clock, sleep)
+    )
+    sandbox = Sandbox(EventStore(capacity), injector, access_token or None, wall_clock, google)
     endpoints = _Endpoints(sandbox)
     if admin_prefix and (not admin_prefix.startswith("/") or admin_prefix.endswith("/")):
         raise ValueError(f"admin_prefix must be empty or like /name, not {admin_prefix!r}")
@@ -91,6 +113,12 @@ def create_sandbox_app(
             Route(f"{admin_prefix}/events", endpoints.clear_events, methods=["DELETE"]),
             Route(f"{admin_prefix}/outage", endpoints.start_outage, methods=["POST"]),
             Route(f"{admin_prefix}/outage", endpoints.end_outage, methods=["DELETE"]),
+            Route(WEB_PATH, endpoints.google_web, methods=["GET", "POST"]),
+            Route(MP_PATH, endpoints.google_mp, methods=["POST"]),
+            Route(f"{admin_prefix}/ga4/hits", endpoints.list_ga4_hits, methods=["GET"]),
+            Route(f"{admin_prefix}/ga4/hits", endpoints.clear_ga4_hits, methods=["DELETE"]),
+            Route(f"{admin_prefix}/ga4/outage", endpoints.start_ga4_outage, methods=["POST"]),
+            Route(f"{admin_prefix}/ga4/outage", endpoints.end_ga4_outage, methods=["DELETE"]),
         ]
     )
     app.router.redirect_slashes = False
@@ -155,15 +183,9 @@ class _Endpoints:
         return tiktok_answer(codes.OK, codes.OK_MESSAGE, request_id)
 
     async def list_events(self, request: Request) -> Response:
-        limit_text = request.query_params.get("limit")
-        limit: int | None = None
-        if limit_text:
-            try:
-                limit = int(limit_text)
-            except ValueError:
-                return _bad_request("invalid_limit", "limit must be an integer >= 0")
-            if limit < 0:
-                return _bad_request("invalid_limit", "limit must be an integer >= 0")
+        limit = _limit(request)
+        if isinstance(limit, Response):
+            return limit
         pixel = request.query_params.get("pixel") or None
         store = self.sandbox.store
         events = store.events(pixel, limit)
@@ -184,20 +206,59 @@ class _Endpoints:
         return json_response({"cleared": cleared})
 
     async def start_outage(self, request: Request) -> Response:
-        seconds_text = request.query_params.get("seconds")
-        seconds = math.inf
-        if seconds_text:
-            try:
-                seconds = float(seconds_text)
-            except ValueError:
-                seconds = math.nan
-            if not 0 < seconds < math.inf:
-                return _bad_request("invalid_seconds", "seconds must be a number > 0")
-        self.sandbox.faults.start_outage(seconds)
-        return json_response({"outage": True, "seconds": _finite_or_none(seconds)})
+        return _start_outage(request, self.sandbox.faults)
 
     async def end_outage(self, request: Request) -> Response:
         self.sandbox.faults.end_outage()
+        return json_response({"outage": False})
+
+    # -- Google's side ---------------------------------------------------------------------
+
+    async def google_web(self, request: Request) -> Response:
+        return await self._google(WEB_PATH, request)
+
+    async def google_mp(self, request: Request) -> Response:
+        return await self._google(MP_PATH, request)
+
+    async def _google(self, path: str, request: Request) -> Response:
+        google = self.sandbox.google
+        google.store.count_request()
+        fault = google.faults.decide()
+        await google.faults.delay()
+        if fault is not None:
+            google.store.count_faulted()
+            return fault_response(fault)
+        body = await request.body()
+        google.store.add(received(path, request, body, self.sandbox.wall_clock()))
+        return Response(status_code=204)
+
+    async def list_ga4_hits(self, request: Request) -> Response:
+        limit = _limit(request)
+        if isinstance(limit, Response):
+            return limit
+        store = self.sandbox.google.store
+        hits = store.hits(request.query_params.get("measurement_id") or None, limit)
+        return json_response(
+            {
+                "hits": [hit.to_json() for hit in hits],
+                "count": len(hits),
+                "kept": len(store),
+                "capacity": store.capacity,
+                **store.totals().to_json(),
+            }
+        )
+
+    async def clear_ga4_hits(self, request: Request) -> Response:
+        store = self.sandbox.google.store
+        cleared = len(store)
+        store.clear()
+        return json_response({"cleared": cleared})
+
+    async def start_ga4_outage(self, request: Request) -> Response:
+        return _start_outage(request, self.sandbox.google.faults)
+
+    async def end_ga4_outage(self, request: Request) -> Response:
+        self.sandbox.google.faults.end_outage()
         return json_response({"outage": False})
 
     async def summary(self, request: Request) -> Response:
@@ -214,8 +275,38 @@ class _Endpoints:
                 "kept": len(sandbox.store),
                 "capacity": sandbox.store.capacity,
                 **sandbox.store.totals().to_json(),
+                "ga4": _google_summary(sandbox.google),
             }
         )
+
+
+def _limit(request: Request) -> int | Response | None:
+    """The ``limit`` query parameter (``None``: all), or the 400 answer for a bad one."""
+    text = request.query_params.get("limit")
+    if not text:
+        return None
+    try:
+        limit = int(text)
+    except ValueError:
+        limit = -1
+    if limit < 0:
+        return _bad_request("invalid_limit", "limit must be an integer >= 0")
+    return limit
+
+
+def _start_outage(request: Request, faults: FaultInjector) -> Response:
+    """``POST .../outage?seconds=N`` for one side: answer 503 for N seconds (no N: until ended)."""
+    seconds_text = request.query_params.get("seconds")
+    seconds = math.inf
+    if seconds_text:
+        try:
+            seconds = float(seconds_text)
+        except ValueError:
+            seconds = math.nan
+        if not 0 < seconds < math.inf:
+            return _bad_request("invalid_seconds", "seconds must be a number > 0")
+    faults.start_outage(seconds)
+    return json_response({"outage": True, "seconds": _finite_or_none(seconds)})
 
 
 def _fault_response(fault: Fault, request_id: str) -> Response:
@@ -225,6 +316,18 @@ def _fault_response(fault: Fault, request_id: str) -> Response:
     if fault.status == 503:
         return PlainTextResponse("Service Unavailable", 503, headers=headers)
     return PlainTextResponse("Internal Server Error", fault.status, headers=headers)
+
+
+def _google_summary(google: GoogleSide) -> dict[str, Any]:
+    remaining = google.faults.outage_remaining()
+    return {
+        "paths": [WEB_PATH, MP_PATH],
+        "faults": asdict(google.faults.settings),
+        "outage_active": remaining > 0,
+        "outage_remaining_seconds": _finite_or_none(remaining),
+        "kept": len(google.store),
+        **google.store.totals().to_json(),
+    }
 
 
 def _finite_or_none(seconds: float) -> float | None:

@@ -9,10 +9,11 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from tiktok_gateway.config import Config
+from tiktok_gateway.tags.ga4.kind import KIND as GA4
 from tiktok_gateway.tags.kind import Kind
 from tiktok_gateway.tags.tiktok.kind import KIND as TIKTOK
 
-KINDS: tuple[Kind, ...] = (TIKTOK,)
+KINDS: tuple[Kind, ...] = (TIKTOK, GA4)
 
 BY_NAME: Mapping[str, Kind] = MappingProxyType({kind.name: kind for kind in KINDS})
 
