@@ -125,6 +125,84 @@ def test_exclude_groups(run_scenario: RunScenario) -> None:
     run_scenario(scenario)
 
 
+def test_only_groups_leases_those_groups_alone(run_scenario: RunScenario) -> None:
+    async def scenario(queue: Queue, clock: FakeClock) -> None:
+        await queue.put(items("a", b"a1", b"a2", b"a3"))
+        clock.advance(1)
+        await queue.put(items("b", b"b1", b"b2"))
+        # a's items are older, and more than the limit: none of them is taken or counted.
+        leased = await queue.lease(2, 30, only_groups={"b"})
+        assert [(i.group, i.payload) for i in leased] == [("b", b"b1"), ("b", b"b2")]
+        assert await queue.lease(10, 30, only_groups=["b"]) == []
+        leased = await queue.lease(10, 30, only_groups=("a",))
+        assert [i.payload for i in leased] == [b"a1", b"a2", b"a3"]
+        assert await queue.lease(10, 30) == []
+
+    run_scenario(scenario)
+
+
+def test_only_groups_with_exclude_groups(run_scenario: RunScenario) -> None:
+    async def scenario(queue: Queue, clock: FakeClock) -> None:
+        await queue.put(items("a", b"a1") + items("b", b"b1") + items("c", b"c1"))
+        leased = await queue.lease(10, 30, exclude_groups={"b"}, only_groups={"a", "b"})
+        assert [i.payload for i in leased] == [b"a1"]
+        assert await queue.lease(10, 30, exclude_groups=["c"], only_groups=["c"]) == []
+        leased = await queue.lease(10, 30, exclude_groups=["x"], only_groups=["b", "c"])
+        assert [i.payload for i in leased] == [b"b1", b"c1"]
+
+    run_scenario(scenario)
+
+
+def test_empty_only_groups_leases_nothing(run_scenario: RunScenario) -> None:
+    async def scenario(queue: Queue, clock: FakeClock) -> None:
+        await queue.put(items("g", b"1"))
+        assert await queue.lease(10, 30, only_groups=()) == []
+        assert await queue.lease(10, 30, only_groups=set()) == []
+        assert (await queue.stats()).leased == 0
+        assert [i.payload for i in await queue.lease(10, 30)] == [b"1"]
+
+    run_scenario(scenario)
+
+
+def test_only_groups_takes_nacked_items_once_due_and_released_ones_at_once(
+    run_scenario: RunScenario,
+) -> None:
+    async def scenario(queue: Queue, clock: FakeClock) -> None:
+        await queue.put(items("a", b"a1") + items("b", b"b1"))
+        (first,) = await queue.lease(10, 30, only_groups={"a"})
+        await queue.nack([first.id], delay=10)
+        await queue.put(items("a", b"a2"))
+        (second,) = await queue.lease(10, 30, only_groups={"a"})  # a1 waits for its retry
+        assert second.payload == b"a2"
+        await queue.release([second.id])
+        clock.advance(9)
+        assert [i.payload for i in await queue.lease(10, 30, only_groups={"a"})] == [b"a2"]
+        clock.advance(1)
+        (retried,) = await queue.lease(10, 30, only_groups={"a"})
+        assert (retried.payload, retried.attempts) == (b"a1", 1)
+        assert [i.payload for i in await queue.lease(10, 30, only_groups={"b"})] == [b"b1"]
+
+    run_scenario(scenario)
+
+
+def test_only_groups_keeps_the_lease_order_across_its_groups(run_scenario: RunScenario) -> None:
+    async def scenario(queue: Queue, clock: FakeClock) -> None:
+        await queue.put(
+            items("a", b"a1") + items("c", b"c1") + items("b", b"b1") + items("a", b"a2")
+        )
+        leased = await queue.lease(2, 30, only_groups={"a", "b"})
+        assert [i.payload for i in leased] == [b"a1", b"b1"]
+        await queue.nack([leased[0].id], delay=5)
+        await queue.put(items("b", b"b2"))
+        clock.advance(6)
+        await queue.put(items("a", b"a3") + items("c", b"c2"))
+        leased = await queue.lease(10, 30, only_groups={"a", "b"})
+        assert [i.payload for i in leased] == [b"a2", b"b2", b"a1", b"a3"]
+        assert [i.payload for i in await queue.lease(10, 30)] == [b"c1", b"c2"]
+
+    run_scenario(scenario)
+
+
 def test_dead_letter_keeps_the_reason_and_attempts(run_scenario: RunScenario) -> None:
     async def scenario(queue: Queue, clock: FakeClock) -> None:
         await queue.put(items("g", b"1", b"2"))

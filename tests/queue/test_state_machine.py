@@ -118,10 +118,13 @@ class QueueComparison(RuleBasedStateMachine):
         limit=st.integers(0, 5),
         lease_seconds=st.sampled_from([1.0, 5.0, 30.0]),
         exclude=st.frozensets(st.sampled_from(GROUPS), max_size=1),
+        only=st.none() | st.frozensets(st.sampled_from(GROUPS), max_size=2),
     )
-    def lease(self, limit: int, lease_seconds: float, exclude: frozenset[str]) -> None:
-        expected = self.run(self.model.lease(limit, lease_seconds, exclude))
-        assert self.run(self.backend.lease(limit, lease_seconds, exclude)) == expected
+    def lease(
+        self, limit: int, lease_seconds: float, exclude: frozenset[str], only: frozenset[str] | None
+    ) -> None:
+        expected = self.run(self.model.lease(limit, lease_seconds, exclude, only))
+        assert self.run(self.backend.lease(limit, lease_seconds, exclude, only)) == expected
         self.handed_out += [item.id for item in expected]
 
     @precondition(lambda self: self.handed_out)

@@ -147,8 +147,8 @@ class Queue(Protocol):
         Items come in the order they became available: put order for fresh items; a nacked item
         after what became available before its retry time. A lease restricted by ``only_groups``
         keeps that order among its groups' items; other groups' items, however early or many,
-        neither come nor count toward ``limit`` (so a worker can lease each group in a lane of
-        its own, and one group's backlog never delays another's items).
+        neither come nor count toward ``limit``, so a worker can lease each group in a lane of
+        its own.
         """
 
     async def ack(self, ids: Sequence[str]) -> None:
