@@ -84,7 +84,10 @@ class Limits:
 
     ``max_events``/``max_bytes``: per request (1 event: nothing is batched and a rejected item
     is dead-lettered at once); ``max_in_flight``: requests at once; ``max_age``: seconds after
-    its put when a failing item is dead-lettered as ``expired``; ``timeout``: per request.
+    its put when a failing item is dead-lettered as ``expired``; ``timeout``: per request;
+    ``hold_after``: requests failing in a row (for the destination's or the network's sake)
+    before the destination backs off as a whole (``holds.py``): 1 when a request carries a
+    whole batch, more when each carries one item and one stray 503 must not stop the others.
     """
 
     max_events: int
@@ -92,6 +95,7 @@ class Limits:
     max_in_flight: int
     max_age: float
     timeout: float
+    hold_after: int = 1
 
 
 class Destination(Protocol):

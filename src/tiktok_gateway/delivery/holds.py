@@ -4,11 +4,13 @@ network, failing), and when its next probe may go out.
 * **Pause** (an outcome ``Pause``: wrong token, no permission, wrong URL): the destination's
   items stay queued, untouched; one batch probes every ``policy.probe_interval`` seconds until
   one is delivered.
-* **Back-off** (a ``Retry`` that ``holds``: throttled, 5xx, timeout, no connection): none of its
-  items is leased until a delay has passed (exponential with full jitter by consecutive
-  failures, at most ``policy.probe_interval``, never under Retry-After), then one batch probes;
-  the first answer that is not such a failure ends the back-off. An outage costs one request
-  per interval, not one per batch and retry.
+* **Back-off** (``threshold`` requests in a row ending in a ``Retry`` that ``holds``: throttled,
+  5xx, timeout, no connection): none of its items is leased until a delay has passed
+  (exponential with full jitter by consecutive failures, at most ``policy.probe_interval``,
+  never under Retry-After), then one batch probes; the first answer that is not such a failure
+  ends the back-off. An outage costs one request per interval, not one per batch and retry.
+  Below the threshold a failed item is only retried on its own (``Limits.hold_after``: a GA4
+  forward is one hit, and one stray 503 among many requests says little about Google).
 
 ``Hold`` is pure state with an injected clock time and random source; the lane logs and acts.
 """
@@ -47,9 +49,11 @@ class BackoffState:
 class Hold:
     """The pause and back-off of one destination."""
 
-    def __init__(self, policy: BackoffPolicy, rng: Callable[[], float]) -> None:
+    def __init__(self, policy: BackoffPolicy, rng: Callable[[], float], threshold: int = 1) -> None:
         self._policy = policy
         self._rng = rng
+        self._threshold = max(threshold, 1)
+        self.streak = 0  # holding failures in a row, by when their answers came
         self.pause: PauseState | None = None
         self.backoff: BackoffState | None = None
 
@@ -77,13 +81,17 @@ class Hold:
             self.backoff = replace(self.backoff, failures=failures, retry_at=now + delay)
 
     def back_off(self, outcome: Retry, now: float) -> float | None:
-        """Hold back after a failed request; returns the delay when the back-off begins now.
+        """Count a failed request; hold back once ``threshold`` failed in a row. Returns the
+        delay when the back-off begins now.
 
         Already backing off (its probe failed: the next wait was set when the probe went out; or
         a request sent before the back-off began), the wait stands, lengthened to Retry-After if
         the destination asks for more."""
+        self.streak += 1
         state = self.backoff
         if state is None:
+            if self.streak < self._threshold:
+                return None
             delay = self._policy.probe_delay(1, self._rng, outcome.after)
             self.backoff = BackoffState(outcome.reason, 1, now, now + delay)
             return delay
@@ -92,9 +100,11 @@ class Hold:
         return None
 
     def answered(self) -> bool:
-        """An answer that is not a holding failure ends the back-off; True when it did."""
+        """An answer that is not a holding failure ends the streak and the back-off; True when
+        a back-off ended."""
         ended = self.backoff is not None
         self.backoff = None
+        self.streak = 0
         return ended
 
     def pause_for(self, outcome: Pause, now: float) -> bool:

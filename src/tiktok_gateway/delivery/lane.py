@@ -69,7 +69,7 @@ class Lane:
         self._lease_seconds, self._lease_limit = lease_seconds, lease_limit
         self._poll_interval = poll_interval
         self._max_in_flight = max(self._limits.max_in_flight, 1)
-        self.hold = Hold(policy, rng.random)
+        self.hold = Hold(policy, rng.random, self._limits.hold_after)
         self._outbox: deque[Batch] = deque()  # ready batches waiting for a free request slot
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
@@ -212,7 +212,7 @@ class Lane:
                 outcome = await self.destination.send(self._client, part)
                 latency = time.perf_counter() - started
                 work.extend(reversed(await self._act(part, outcome, latency)))
-                stop = isinstance(outcome, Pause) or (isinstance(outcome, Retry) and outcome.holds)
+                stop = self.hold.pause is not None or self.hold.backoff is not None
         except Exception as error:
             log.exception(
                 "delivery of a batch of %s failed; its items are released", batch.destination

@@ -90,12 +90,19 @@ class GA4Destination:
         return classify(response.status_code, retry_after=retry_after, now=time.time())
 
 
+# Forwards failing in a row before GA4 forwarding backs off as a whole: a real outage fails
+# every request (32 at once by default), a stray 503 one in thousands.
+HOLD_AFTER: Final = 5
+
+
 def ga4_limits(settings: GA4Settings, timeout: float) -> Limits:
-    """One hit per request, ``max_in_flight`` at once, dead-lettered after ``max_age_hours``."""
+    """One hit per request, ``max_in_flight`` at once, dead-lettered after ``max_age_hours``,
+    backing off as a whole after ``HOLD_AFTER`` failures in a row."""
     return Limits(
         max_events=1,
         max_bytes=2**31,
         max_in_flight=settings.max_in_flight,
         max_age=settings.max_age_hours * 3600,
         timeout=timeout,
+        hold_after=HOLD_AFTER,
     )
