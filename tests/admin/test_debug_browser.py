@@ -1,7 +1,8 @@
 """The debug page in real headless Chromium against the real gateway behind uvicorn.
 
-The gateway runs with its delivery worker and the built-in sandbox (no TikTok token). Two tags:
-``shop`` fires on everything, ``brand`` on purchases only. The queue starts with two dead-letter
+The gateway runs with its delivery worker and the built-in sandbox (no TikTok token), which also
+stands in for Google: every hit is forwarded there too. Two tags: ``shop`` fires on everything,
+``brand`` on purchases only. The queue starts with two dead-letter
 sources: an invalid event (``event_time: "x"``) the sandbox rejects with 40002 once the worker
 runs, and a valid event dead-lettered by hand, which a replay then delivers for good.
 
@@ -24,6 +25,7 @@ import uvicorn
 from playwright.sync_api import Page, expect, sync_playwright
 from starlette.applications import Starlette
 
+from tests.harness import GA4_SANDBOX
 from tests.servers import served_in_thread
 from tiktok_gateway.app import create_app
 from tiktok_gateway.config import Config, load_config
@@ -66,7 +68,8 @@ pytestmark = pytest.mark.skipif(
 def gateway_config(tmp_path: Path) -> Config:
     path = tmp_path / "gateway.toml"
     path.write_text(TAGS)
-    return load_config(path, {"GATEWAY_ADMIN_TOKEN": TOKEN, "GATEWAY_BATCH_MAX_WAIT_MS": "50"})
+    environ = {"GATEWAY_ADMIN_TOKEN": TOKEN, "GATEWAY_BATCH_MAX_WAIT_MS": "50"}
+    return load_config(path, {**environ, **GA4_SANDBOX})
 
 
 def prepared_queue() -> tuple[MemoryQueue, str]:
@@ -168,11 +171,18 @@ def check_live_hits(page: Page) -> None:
     for box in (shop, brand):
         delivery = box.get_by_test_id("delivery")
         expect(delivery).to_have_attribute("data-outcome", "delivered", timeout=WAIT_MS)
-        expect(delivery).to_contain_text("TikTok request")
+        expect(delivery).to_contain_text("request")
+    # The hit's GA4 forward: where it went, and Google's answer.
+    forward = purchase.locator('[data-testid="forward-result"][data-destination="ga4"]')
+    expect(forward).to_contain_text("G-DEMO1 \u2192 built-in sandbox/g/collect")
+    forwarded = forward.get_by_test_id("delivery")
+    expect(forwarded).to_have_attribute("data-outcome", "delivered", timeout=WAIT_MS)
+    expect(forwarded).to_contain_text("HTTP 204")
     rows = page.locator('[data-testid="hit"]')
     expect(rows).to_have_count(4)
     delivered = page.locator('[data-testid="delivery"][data-outcome="delivered"]')
-    expect(delivered).to_have_count(5, timeout=WAIT_MS)  # 4 shop events + 1 brand purchase
+    # 4 shop events + 1 brand purchase + the 4 hits' forwards
+    expect(delivered).to_have_count(9, timeout=WAIT_MS)
     view = page.locator('[data-testid="hit"][data-event="page_view"]')
     expect(view.get_by_test_id("tiktok-event-name")).to_have_text("Pageview")
     expect(view.get_by_test_id("match-quality")).to_contain_text("ok")  # ttclid only
@@ -220,6 +230,8 @@ def check_filters(page: Page) -> None:
     page.get_by_test_id("filter-tag").select_option("brand")
     expect(rows.filter(visible=True)).to_have_count(1)
     expect(purchase).to_be_visible()
+    page.get_by_test_id("filter-tag").select_option("ga4")
+    expect(rows.filter(visible=True)).to_have_count(4)
     page.get_by_test_id("filter-tag").select_option("")
     page.get_by_test_id("filter-outcome").select_option("rejected")
     expect(rows.filter(visible=True)).to_have_count(0)
@@ -238,6 +250,20 @@ def check_backing_off(page: Page, app: Starlette) -> None:
     expect(page.get_by_test_id("paused-tags")).to_have_text("none", timeout=WAIT_MS)
 
 
+def check_ga4_outage(page: Page, base_url: str) -> None:
+    """Google down: the next hit's forward shows as retrying, then delivered once it is back."""
+    operator = {"authorization": f"Bearer {TOKEN}"}
+    assert httpx.post(f"{base_url}/sandbox/ga4/outage", headers=operator).status_code == 200
+    query = urlencode({"v": "2", "tid": "G-DEMO1", "cid": "555.1", "en": "sign_up"})
+    assert httpx.get(f"{base_url}/g/collect?{query}").status_code == 204
+    row = page.locator('[data-testid="hit"][data-event="sign_up"]')
+    forwarded = row.locator('[data-testid="forward-result"]').get_by_test_id("delivery")
+    expect(forwarded).to_have_attribute("data-outcome", "retry", timeout=WAIT_MS)
+    expect(forwarded).to_contain_text("HTTP 503")
+    assert httpx.delete(f"{base_url}/sandbox/ga4/outage", headers=operator).status_code == 200
+    expect(forwarded).to_have_attribute("data-outcome", "delivered", timeout=WAIT_MS)
+
+
 def test_debug_page_in_headless_chromium(tmp_path: Path) -> None:
     queue, replayable = prepared_queue()
     app = create_app(gateway_config(tmp_path), queue=queue, run_worker=True)
@@ -252,6 +278,7 @@ def test_debug_page_in_headless_chromium(tmp_path: Path) -> None:
             check_panels(page, replayable)
             check_filters(page)
             check_backing_off(page, app)
+            check_ga4_outage(page, base_url)
             context.close()
         finally:
             browser.close()

@@ -83,6 +83,28 @@ def purchase_hit(index: int) -> str:
     return f"v=2&tid=G-1&cid=1.2&en=purchase&ep.transaction_id=order-{index}"
 
 
+def forwarded_orders(sandbox_url: str) -> set[str]:
+    """The ``ep.transaction_id`` of every GA4 hit the sandbox's Google side received."""
+    listing = httpx.get(f"{sandbox_url}/sandbox/ga4/hits", params={"limit": 10_000}).json()
+    return {
+        value
+        for hit in listing["hits"]
+        for name, value in hit["params"]
+        if name == "ep.transaction_id"
+    }
+
+
+def missing_forwards(sandbox_url: str, wanted: set[str], timeout: float = 30.0) -> set[str]:
+    """Poll the sandbox until a GA4 hit of every order in ``wanted`` arrived; returns those
+    that did not."""
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout
+    while not wanted <= seen and time.monotonic() < deadline:
+        seen = forwarded_orders(sandbox_url)
+        time.sleep(0.1)
+    return wanted - seen
+
+
 def missing_event_ids(sandbox_url: str, wanted: set[str], timeout: float = 30.0) -> set[str]:
     """Poll the sandbox until every id in ``wanted`` was accepted; returns those that were not."""
     seen: set[str] = set()

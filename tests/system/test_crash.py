@@ -1,4 +1,4 @@
-"""Kill -9 of a real gateway process loses no acknowledged event (SPEC 8)."""
+"""Kill -9 of a real gateway process loses no acknowledged event, nor a GA4 forward (SPEC 8, 12)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from tests.system.processes import (
     delivering_to,
     free_port,
     missing_event_ids,
+    missing_forwards,
     purchase_hit,
     start,
     start_sandbox,
@@ -34,8 +35,10 @@ def test_acknowledged_events_survive_sigkill_during_an_outage(tmp_path: Path) ->
     gateway = start(["serve"], env, log)
     try:
         wait_until_up(f"{gateway_url}/healthz", gateway)
-        # An open-ended outage: 503 without Retry-After, so retries follow the short back-off.
+        # Open-ended outages of both sides: 503 without Retry-After, so retries follow the short
+        # back-off.
         assert httpx.post(f"{sandbox_url}/sandbox/outage").status_code == 200
+        assert httpx.post(f"{sandbox_url}/sandbox/ga4/outage").status_code == 200
         with httpx.Client(base_url=gateway_url, timeout=5) as client:
             for index in range(N):
                 assert client.get(f"/g/collect?{purchase_hit(index)}").status_code == 204
@@ -45,9 +48,13 @@ def test_acknowledged_events_survive_sigkill_during_an_outage(tmp_path: Path) ->
         gateway = start(["serve"], env, log)
         wait_until_up(f"{gateway_url}/healthz", gateway)
         assert httpx.delete(f"{sandbox_url}/sandbox/outage").status_code == 200
+        assert httpx.delete(f"{sandbox_url}/sandbox/ga4/outage").status_code == 200
 
-        lost = missing_event_ids(sandbox_url, {f"order-{index}" for index in range(N)})
+        orders = {f"order-{index}" for index in range(N)}
+        lost = missing_event_ids(sandbox_url, orders)
         assert lost == set(), f"lost: {sorted(lost)}; log: {log.read_text()}"
+        not_forwarded = missing_forwards(sandbox_url, orders)
+        assert not_forwarded == set(), f"not forwarded: {sorted(not_forwarded)}"
         # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status tells why.
         assert stop(gateway) in (0, -signal.SIGTERM)
     finally:

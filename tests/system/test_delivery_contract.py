@@ -1,10 +1,12 @@
-"""End-to-end delivery contract (DESIGN habit 10): /g/collect -> queue -> worker -> sandbox.
+"""End-to-end delivery contract (DESIGN habit 10): /g/collect -> queue -> worker -> sandbox,
+for both destinations: TikTok events and GA4 forwards.
 
-The sandbox fails at random (5xx, 50000, 40100 throttling), the transport times out at random
-(before or after TikTok saw the request), and a few events are invalid. Every event id must end
-delivered (at least once) or dead-lettered with TikTok's reason; none may vanish. The worker is
-driven with ``drain()`` and a fake clock, never with sleeps. It runs on both durable queues:
-SQLite and Redis Streams (the real server on loopback).
+The sandbox fails at random on both sides (TikTok: 5xx, 50000, 40100 throttling; Google: 5xx,
+429), the transport times out at random (before or after the sandbox saw the request), and a few
+items are invalid (TikTok events with a bad field, forwards Google answers 404). Every event id
+and every forward must end delivered (at least once) or dead-lettered with the destination's
+reason; none may vanish. The worker is driven with ``drain()`` and a fake clock, never with
+sleeps. It runs on both durable queues: SQLite and Redis Streams (the real server on loopback).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import pytest
 
 from tests import redis_server
 from tests.fakes import FakeClock
-from tests.harness import config_of, running
+from tests.harness import GA4_SANDBOX, config_of, running
 from tiktok_gateway.delivery.backoff import BackoffPolicy
 from tiktok_gateway.delivery.destination import Destination
 from tiktok_gateway.delivery.worker import DeliveryWorker
@@ -30,6 +32,9 @@ from tiktok_gateway.queue.sqlite import SQLiteQueue
 from tiktok_gateway.runtime import SANDBOX_ORIGIN
 from tiktok_gateway.sandbox.app import create_sandbox_app, sandbox_of
 from tiktok_gateway.sandbox.faults import FaultSettings
+from tiktok_gateway.tags.ga4.destination import GA4Destination, ga4_limits
+from tiktok_gateway.tags.ga4.forward import Forward
+from tiktok_gateway.tags.ga4.payload import QueuedForward
 from tiktok_gateway.tags.tiktok.destination import TikTokDestination, tiktok_limits
 from tiktok_gateway.tags.tiktok.envelope import Envelope
 
@@ -80,18 +85,18 @@ def test_every_event_is_delivered_or_dead_lettered_with_a_reason(
     async def scenario() -> None:
         clock = FakeClock()
         queue = await open_backend(backend[0], tmp_path, clock, backend[1])
-        sandbox = create_sandbox_app(
-            faults=FaultSettings(fail_rate=0.2, throttle_rate=0.1), seed=11, admin_prefix=""
-        )
+        faults = FaultSettings(fail_rate=0.2, throttle_rate=0.1)
+        sandbox = create_sandbox_app(faults=faults, ga4_faults=faults, seed=11, admin_prefix="")
         flaky = FlakyTransport(httpx.ASGITransport(app=sandbox), random.Random(5), rate=0.1)
-        config = config_of({"GATEWAY_BATCH_MAX_WAIT_MS": "0"})
+        config = config_of({"GATEWAY_BATCH_MAX_WAIT_MS": "0", **GA4_SANDBOX})
         good = {f"ok-{index}" for index in range(N)}
         bad = {f"bad-{index}" for index in range(BAD)}
         async with running(config, queue=queue, clock=clock) as gateway:
             for index in range(N):
                 hit = f"v=2&tid=G-1&cid=1.2&en=view_item&ep.event_id=ok-{index}&pr1=id{index}"
                 assert (await gateway.client.get(f"/g/collect?{hit}")).status_code == 204
-            # Events TikTok refuses (the mapping never makes them; a schema change at TikTok could).
+            # Items the destinations refuse (the gateway never makes them; a change at TikTok
+            # or a stand-in answering 404 could).
             invalid = [
                 Envelope(
                     "default",
@@ -102,12 +107,19 @@ def test_every_event_is_delivered_or_dead_lettered_with_a_reason(
                 for i in sorted(bad)
             ]
             await queue.put([NewItem(e.group, e.to_bytes()) for e in invalid])
+            refused = [
+                QueuedForward(i, "G-1", Forward("/g/nowhere", "v=2&tid=G-1", (), b"", False))
+                for i in sorted(bad)
+            ]
+            await queue.put([NewItem("ga4", forward.to_bytes()) for forward in refused])
             async with httpx.AsyncClient(transport=flaky) as client:
                 limits = tiktok_limits(max_in_flight=4, max_age=7 * 24 * 3600.0, timeout=10.0)
                 small = dataclasses.replace(limits, max_events=50)
                 destinations: dict[str, Destination] = {
                     tag.name: TikTokDestination(tag, SANDBOX_ORIGIN, small) for tag in config.tags
                 }
+                forwarding = ga4_limits(config.ga4, timeout=10.0)
+                destinations["ga4"] = GA4Destination("ga4", config.ga4, SANDBOX_ORIGIN, forwarding)
                 worker = DeliveryWorker(
                     queue,
                     destinations,
@@ -122,12 +134,21 @@ def test_every_event_is_delivered_or_dead_lettered_with_a_reason(
                         break
                     clock.advance(21)
             stats = await queue.stats()
+            records = await queue.dead_letters(1000)
             dead = {
                 Envelope.from_bytes(r.payload).event["event_id"]: r
-                for r in await queue.dead_letters(1000)
+                for r in records
+                if r.group == "default"
+            }
+            dead_forwards = {
+                QueuedForward.from_bytes(r.payload).key: r for r in records if r.group == "ga4"
             }
 
         delivered = {stored.event["event_id"] for stored in sandbox_of(sandbox).store.events()}
+        google = sandbox_of(sandbox).google.store
+        forwarded = {
+            value for hit in google.hits() for name, value in hit.params if name == "ep.event_id"
+        }
         totals = sandbox_of(sandbox).store.totals()
         assert stats.depth == 0
         assert good <= delivered, f"lost: {sorted(good - delivered - dead.keys())[:10]}"
@@ -136,8 +157,13 @@ def test_every_event_is_delivered_or_dead_lettered_with_a_reason(
             assert record.reason == "rejected"
             assert record.code == 40002
             assert "event_time" in record.message
+        assert good <= forwarded, f"not forwarded: {sorted(good - forwarded)[:10]}"
+        assert set(dead_forwards) == bad
+        for record in dead_forwards.values():
+            assert (record.reason, record.message) == ("rejected", "HTTP 404")
         # The faults really happened: retries were needed and some requests timed out.
         assert totals.faulted_total > 0
+        assert google.totals().faulted_total > 0
         assert flaky.timeouts > 0
 
     asyncio.run(scenario())

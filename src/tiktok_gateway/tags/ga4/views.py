@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from tiktok_gateway.admin.redact import body_view, mask_text, query_pairs
+from tiktok_gateway.admin.redact import body_view, mask_text, query_pairs, redact_pair
 from tiktok_gateway.ingest import Placement
 from tiktok_gateway.sources.ga4_values import decode_component
 from tiktok_gateway.tags.ga4.collector import ForwardPlacement
@@ -55,6 +55,7 @@ def item_view(payload: bytes) -> ItemView:
     forward = queued.forward
     names = ", ".join(event_names(forward)) or None
     params = query_pairs(forward.query)
+    body = body_view(forward.body)
     return ItemView(
         kind=KIND,
         summary=f"ga4 {queued.measurement_id} {forward.path} {names or '-'} ({queued.key})",
@@ -65,14 +66,17 @@ def item_view(payload: bytes) -> ItemView:
             "region1": forward.region1,
             "forward_id": queued.key,
             "params": params,
-            "body": body_view(forward.body),
+            "body": body,
         },
+        # queue dead --json: the same, with the headers; redacted too, since the body is the
+        # browser's own bytes and may hold what the debug page would mask.
         raw={
             "measurement_id": queued.measurement_id,
             "path": forward.path,
+            "forward_id": queued.key,
             "params": params,
-            "headers": [list(pair) for pair in forward.headers],
-            "body": forward.body.decode("utf-8", "replace"),
+            "headers": [redact_pair(name, value) for name, value in forward.headers],
+            "body": body,
         },
     )
 
