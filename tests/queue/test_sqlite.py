@@ -7,6 +7,8 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
+from collections.abc import Callable, Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import cast
@@ -82,6 +84,13 @@ def test_large_calls_take_one_transaction_per_chunk_and_puts_get_in_between(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sqlite_module, "CHUNK_ROWS", 4)
+    ack_chunk = sqlite_module._ack
+
+    def slow_ack(numbers: Sequence[tuple[int]], conn: sqlite3.Connection) -> None:
+        time.sleep(0.05)  # a chunk long enough for the put below to come in between
+        ack_chunk(numbers, conn)
+
+    monkeypatch.setattr(sqlite_module, "_ack", slow_ack)
 
     async def main() -> None:
         queue = await SQLiteQueue.open(tmp_path / "q.db", clock=FakeClock())
@@ -312,3 +321,37 @@ def test_a_returned_put_survives_kill_9(tmp_path: Path) -> None:
         await queue.close()
 
     asyncio.run(main())
+
+
+def test_puts_wait_for_the_disk_and_the_workers_writes_do_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A put's commit is fsync'd (synchronous=FULL: the 2xx promise); a lease or an ack commits
+    with NORMAL (a power cut can only undo it: the item is tried again), then FULL again."""
+    seen: dict[str, int] = {}
+
+    def spy(name: str, job: Callable[..., object]) -> Callable[..., object]:
+        def wrapped(*args: object) -> object:
+            conn = args[-1]
+            assert isinstance(conn, sqlite3.Connection)
+            seen[name] = conn.execute("PRAGMA synchronous").fetchone()[0]
+            return job(*args)
+
+        return wrapped
+
+    for name in ("_insert", "_lease", "_ack"):
+        monkeypatch.setattr(sqlite_module, name, spy(name, getattr(sqlite_module, name)))
+
+    async def main() -> int:
+        queue = await SQLiteQueue.open(tmp_path / "q.db", clock=FakeClock())
+        await queue.put([NewItem("g", b"1")])
+        [item] = await queue.lease(1, 30)
+        await queue.ack([item.id])
+        after: int = await queue._call(lambda c: c.execute("PRAGMA synchronous").fetchone()[0])
+        await queue.close()
+        return after
+
+    after = asyncio.run(main())
+    full, normal = 2, 1
+    assert seen == {"_insert": full, "_lease": normal, "_ack": normal}
+    assert after == full
