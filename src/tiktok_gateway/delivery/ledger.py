@@ -4,7 +4,8 @@ Every leased item is finished exactly once through the ledger: ``ack``, ``nack``
 or ``dead_letter`` on the queue, *then* forgotten here, then reported as a ``DeliveryResult``.
 An item whose finishing call was interrupted (cancelled at shutdown) is still held, so
 ``release_all`` gives it back to the queue; if the call did reach the queue, the release is a
-no-op by the queue contract.
+no-op by the queue contract. Acks are coalesced (``coalesce.py``): the acks of every request
+that ends while one ack call runs share the next call.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from tiktok_gateway.delivery.coalesce import Coalescer
 from tiktok_gateway.delivery.destination import Batch
 from tiktok_gateway.delivery.outcome import Cause, Delivered, Outcome, words
 from tiktok_gateway.queue.base import DeadLetter, LeasedItem, Queue
@@ -61,12 +63,16 @@ class Ledger:
         self._on_result = on_result
         self._kinds = kinds or {}  # destination name -> kind, for the results
         self._held: dict[str, LeasedItem] = {}
+        self._acks = Coalescer(self._ack_now)
+
+    async def _ack_now(self, ids: list[str]) -> None:
+        await self._queue.ack(ids)
 
     def hold(self, item: LeasedItem) -> None:
         self._held[item.id] = item
 
     async def ack(self, batch: Batch, outcome: Delivered, latency: float | None) -> None:
-        await self._queue.ack(batch.ids)
+        await self._acks(batch.ids)
         self._forget(batch.ids)
         self.report(batch, "partial" if outcome.partial else "delivered", outcome, latency)
 
