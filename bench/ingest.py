@@ -18,6 +18,9 @@ after parsing, after mapping and after the queue's commit, each against the same
 ``--compare KEY=VALUE`` adds a second gateway with other settings to every round, for an A/B that
 this machine's drift cannot fake (whole runs one after the other can differ by 2x here). Both
 deliver to the one sandbox, so each gateway's last second of delivery falls into the other's round.
+``--ga4`` is the A/B of GA4 forwarding: the gateway with it off, gateway-b with it on (every hit
+forwarded to the sandbox's Google side, on CPU 1), and the CPU per hit of one over the other.
+Gateways forward to the sandbox unless told otherwise (``GATEWAY_GA4_FORWARD=false``).
 """
 
 from __future__ import annotations
@@ -190,7 +193,9 @@ def _ratio(
     return rate, per_cpu
 
 
-def _report(runs: dict[tuple[bool, str], list[Round]], memory: dict[str, str], rate: str) -> None:
+def _report(
+    runs: dict[tuple[bool, str], list[Round]], memory: dict[str, str], rate: str, ga4: bool
+) -> None:
     print(f"\nMEDIANs; servers on CPU {SERVER_CPU}, load on CPU {LOAD_CPU}")
     print(f"{'run':<24}{'hits/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'srv CPU':>8}{'others':>7}"
           f"{'hits/CPU-s':>11}{'gen CPU':>8}{'non2xx':>7}  server RSS")  # fmt: skip
@@ -219,6 +224,13 @@ def _report(runs: dict[tuple[bool, str], list[Round]], memory: dict[str, str], r
     lag = max(r["lag99"] for name in ("gateway", "bare") for r in runs[(False, name)])
     print(f"gateway p99 at {rate} hits/s: {p99:.2f} ms [target <= 20 ms: {p99 <= 20}]"
           f"; generator send lag p99 <= {lag:.2f} ms")  # fmt: skip
+    if ga4 and (False, COMPARED) in runs:
+        for closed in (False, True):
+            if (closed, COMPARED) in runs:
+                cost = 1 / _ratio(runs, COMPARED, "gateway", closed=closed)[1]
+                loop = "closed loop" if closed else f"{rate}/s"
+                print(f"CPU per hit, GA4 forwarding on / off ({loop}): {cost:.2f}"
+                      f" [target <= 1.5: {cost <= 1.5}]")  # fmt: skip
 
 
 def main() -> None:
@@ -231,6 +243,11 @@ def main() -> None:
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the gateway")
     parser.add_argument(
         "--stages", action="store_true", help="also the stage apps of bench/stages.py (closed loop)"
+    )
+    parser.add_argument(
+        "--ga4",
+        action="store_true",
+        help=f"A/B of GA4 forwarding: the gateway without, {COMPARED} with (as --compare)",
     )
     parser.add_argument(
         "--compare",
@@ -251,6 +268,10 @@ def main() -> None:
     cli, ports = [sys.executable, "-m", "tiktok_gateway"], servers.free_ports(7)
     env = {"TIKTOK_PIXEL_CODE": "CBENCHINGEST", "TIKTOK_ACCESS_TOKEN": "bench-token"}
     env |= {"TIKTOK_API_URL": f"http://127.0.0.1:{ports[2]}", "GATEWAY_DATA_DIR": str(tmp / "q")}
+    env |= {"GATEWAY_GA4_ENDPOINT": f"http://127.0.0.1:{ports[2]}"}  # the sandbox's Google side
+    if args.ga4:
+        env["GATEWAY_GA4_FORWARD"] = "false"
+        args.compare.append("GATEWAY_GA4_FORWARD=true")
     env |= dict(kv.split("=", 1) for kv in args.env)
     procs: dict[str, subprocess.Popen[bytes]] = {}
     targets = {"gateway": ports[0], "bare": ports[1]}  # then gateway-b and the stages
@@ -290,12 +311,14 @@ def main() -> None:
                         shown = " ".join(f"{k}={v:,.2f}" for k, v in result.items())
                         print(f"  {['open', 'closed'][closed]} {n} {name}: {shown}", flush=True)
         memory = {name: _memory(procs[name].pid) for name in targets}
-        ready = httpx.get(f"http://127.0.0.1:{ports[0]}/readyz", timeout=5).json()["queue"]
-        print(f"gateway queue at the end: {ready}")
+        for name in ("gateway", COMPARED):
+            if name in targets:
+                url = f"http://127.0.0.1:{targets[name]}/readyz"
+                print(f"{name} queue at the end: {httpx.get(url, timeout=5).json()['queue']}")
     finally:
         servers.stop(procs.values(), timeout=15)
     shutil.rmtree(tmp, ignore_errors=True)  # kept with the servers' log when a run fails
-    _report(runs, memory, f"{args.rate:,.0f}")
+    _report(runs, memory, f"{args.rate:,.0f}", args.ga4)
 
 
 if __name__ == "__main__":

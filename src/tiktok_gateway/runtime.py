@@ -9,7 +9,8 @@ Stop (DESIGN habit 12; the worker does the middle steps):
 1. refuse new hits (``accepting = False``: ingest endpoints answer 503);
 2. stop leasing, flush partial batches, wait for in-flight requests up to the deadline;
 3. release what is still leased without acknowledging it (it is delivered after a restart);
-4. close the HTTP client, then the queue (which finishes its pending commits).
+4. close the destinations' own clients and the HTTP client, then the queue (which finishes its
+   pending commits).
 """
 
 from __future__ import annotations
@@ -173,5 +174,7 @@ async def stop_runtime(runtime: Runtime) -> None:
         runtime.worker_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await runtime.worker_task
+    for destination in runtime.destinations.values():
+        await destination.aclose()
     await runtime.client.aclose()
     await runtime.queue.close()

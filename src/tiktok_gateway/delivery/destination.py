@@ -121,4 +121,10 @@ class Destination(Protocol):
 
     async def send(self, client: httpx.AsyncClient, batch: Batch) -> Outcome:
         """Send one request for ``batch`` and classify the answer. Raises nothing but
-        cancellation: a failed request is a ``Retry`` (``cause="transport"``)."""
+        cancellation: a failed request is a ``Retry`` (``cause="transport"``). ``client`` is the
+        runtime's (it answers the built-in sandbox in process); a destination may send through
+        a client of its own instead."""
+
+    async def aclose(self) -> None:
+        """Release what the destination holds (a client of its own); called at shutdown, after
+        the worker stopped."""

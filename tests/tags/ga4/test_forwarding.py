@@ -22,6 +22,7 @@ from tiktok_gateway.sandbox.google import ReceivedHit
 from tiktok_gateway.tags.ga4.destination import GA4Destination, ga4_limits
 from tiktok_gateway.tags.ga4.forward import web_forward
 from tiktok_gateway.tags.ga4.payload import QueuedForward
+from tiktok_gateway.tags.ga4.sender import HttpxSender
 from tiktok_gateway.tags.ga4.settings import GA4Settings
 
 PROXY = "10.0.0.5"  # the gateway's trusted reverse proxy
@@ -242,12 +243,16 @@ def test_auto_picks_googles_host_by_the_hit_and_never_from_input(query: str, url
 
     async def send() -> None:
         settings = GA4Settings(ip_mode="none")
-        destination = GA4Destination("ga4", settings, "http://unused", ga4_limits(settings, 5.0))
         forward = web_forward(query.encode(), b"", {}, "203.0.113.1", "none")
         unit = QueuedForward("k1", "G-1", forward)
         item = LeasedItem("1:1", "ga4", unit.to_bytes(), 0, 0.0)
-        async with httpx.AsyncClient(transport=httpx.MockTransport(google)) as client:
-            outcome = await destination.send(client, Batch("ga4", unit.route, (item,), (unit,)))
+        async with httpx.AsyncClient(transport=httpx.MockTransport(google)) as google_client:
+            limits = ga4_limits(settings, 5.0)
+            network = HttpxSender(google_client)  # as the aiohttp sender would, to Google
+            destination = GA4Destination("ga4", settings, "http://unused", limits, network)
+            async with httpx.AsyncClient() as unused:
+                batch = Batch("ga4", unit.route, (item,), (unit,))
+                outcome = await destination.send(unused, batch)
         assert outcome.cause == "ok"
 
     asyncio.run(send())

@@ -78,10 +78,12 @@ def classify(
     now: float,
 ) -> Outcome:
     """The outcome of one forward: the response's ``status`` and Retry-After header, or the
-    ``error`` (``httpx.RequestError``) when there was no response. ``now``: unix seconds."""
+    ``error`` (an httpx or aiohttp error, a timeout) when there was no response. ``now``: unix
+    seconds."""
     after = parse_retry_after(retry_after, now)
     if error is not None or status is None:
-        reason = "timeout" if isinstance(error, httpx.TimeoutException) else "connection"
+        timed_out = isinstance(error, httpx.TimeoutException | TimeoutError)
+        reason = "timeout" if timed_out else "connection"
         text = f"{type(error).__name__}: {error}" if error is not None else "no response"
         return Retry(after, reason, None, text, cause="transport")
     rule = rule_for_status(status)

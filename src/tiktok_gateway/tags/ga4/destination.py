@@ -1,11 +1,11 @@
 """GA4 forwarding as a delivery destination (``delivery/destination.py``): one hit per request.
 
 Named ``ga4`` (``config.GA4_DESTINATION``). A forward is sent as ``POST {base}{path}?{query}``
-with the queued body and the browser's allow-listed headers (``forward.py``), and nothing of the
-HTTP client's own: httpx's default ``User-Agent`` (Google drops hits whose agent looks like a
-bot), ``Accept`` and ``Accept-Encoding`` are taken off the request. Its only other headers are
-``Host``, ``Content-Length`` and, with a body, ``Content-Type`` (``text/plain;charset=UTF-8``, as
-``navigator.sendBeacon`` sends it; ``application/json`` for the Measurement Protocol).
+with the queued body and the browser's allow-listed headers (``forward.py``), by a ``Sender``
+(``sender.py``: aiohttp to the network; the gateway's httpx client for the built-in sandbox, in
+process). Its only other headers are ``Host``, ``Content-Length`` and, with a body,
+``Content-Type`` (``text/plain;charset=UTF-8``, as ``navigator.sendBeacon`` sends it;
+``application/json`` for the Measurement Protocol).
 """
 
 from __future__ import annotations
@@ -21,43 +21,47 @@ from tiktok_gateway.delivery.outcome import Outcome
 from tiktok_gateway.tags.ga4.classify import classify
 from tiktok_gateway.tags.ga4.forward import MP_PATH, Forward
 from tiktok_gateway.tags.ga4.payload import QueuedForward
+from tiktok_gateway.tags.ga4.sender import Headers, HttpxSender, Sender
 from tiktok_gateway.tags.ga4.settings import GA4Settings
 
 KIND: Final = "ga4"
 CONTENT_TYPES: Final = {MP_PATH: "application/json"}
 WEB_CONTENT_TYPE: Final = "text/plain;charset=UTF-8"
-# Headers httpx adds to every request by default; a forward carries the browser's, or none.
-_CLIENT_DEFAULTS: Final = ("user-agent", "accept", "accept-encoding")
+# Forwards failing in a row before GA4 forwarding backs off as a whole: a real outage fails
+# every request (32 at once by default), a stray 503 one in thousands.
+HOLD_AFTER: Final = 5
 
 
-def forward_request(
-    client: httpx.AsyncClient, base_url: str, forward: Forward, timeout: float
-) -> httpx.Request:
-    """The request that carries ``forward`` to ``base_url`` (module docstring)."""
+def request_of(base_url: str, forward: Forward) -> tuple[str, Headers]:
+    """The URL and headers that carry ``forward`` to ``base_url`` (module docstring)."""
     url = base_url + forward.path + (f"?{forward.query}" if forward.query else "")
     headers = list(forward.headers)
     if forward.body:
         headers.append(("content-type", CONTENT_TYPES.get(forward.path, WEB_CONTENT_TYPE)))
-    request = client.build_request(
-        "POST", url, content=forward.body, headers=headers, timeout=timeout
-    )
-    ours = {name for name, _ in forward.headers}
-    for name in _CLIENT_DEFAULTS:
-        if name not in ours and name in request.headers:
-            del request.headers[name]
-    return request
+    return url, headers
 
 
 class GA4Destination:
-    """Forwards queued hits to Google Analytics (or the stand-in the settings name)."""
+    """Forwards queued hits to Google Analytics (or the stand-in the settings name).
+
+    ``network`` sends to a real address; without one (``endpoint = sandbox``) the httpx client
+    the lane passes to ``send`` is used: it answers the built-in sandbox in process."""
 
     kind = KIND
 
-    def __init__(self, name: str, settings: GA4Settings, sandbox_url: str, limits: Limits) -> None:
+    def __init__(
+        self,
+        name: str,
+        settings: GA4Settings,
+        sandbox_url: str,
+        limits: Limits,
+        network: Sender | None = None,
+    ) -> None:
         self._name = name
         self.settings = settings
         self._sandbox_url = sandbox_url
         self._limits = limits
+        self._network = network
 
     @property
     def name(self) -> str:
@@ -81,18 +85,16 @@ class GA4Destination:
         # Limits.max_events is 1: a batch is one forward, a unit made by unit() above.
         (unit,) = cast(tuple[QueuedForward, ...], batch.units)
         forward = unit.forward
-        request = forward_request(client, self.base_url(forward), forward, self._limits.timeout)
-        try:
-            response = await client.send(request)
-        except httpx.RequestError as error:
-            return classify(None, error=error, now=time.time())
-        retry_after = response.headers.get("retry-after")
-        return classify(response.status_code, retry_after=retry_after, now=time.time())
+        url, headers = request_of(self.base_url(forward), forward)
+        sender = self._network or HttpxSender(client)
+        answer = await sender.post(url, headers, forward.body, self._limits.timeout)
+        return classify(
+            answer.status, error=answer.error, retry_after=answer.retry_after, now=time.time()
+        )
 
-
-# Forwards failing in a row before GA4 forwarding backs off as a whole: a real outage fails
-# every request (32 at once by default), a stray 503 one in thousands.
-HOLD_AFTER: Final = 5
+    async def aclose(self) -> None:
+        if self._network is not None:
+            await self._network.aclose()
 
 
 def ga4_limits(settings: GA4Settings, timeout: float) -> Limits:

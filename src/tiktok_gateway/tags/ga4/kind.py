@@ -9,6 +9,7 @@ from tiktok_gateway.ingest import Collector
 from tiktok_gateway.tags.ga4.collector import GA4Collector
 from tiktok_gateway.tags.ga4.destination import KIND as NAME
 from tiktok_gateway.tags.ga4.destination import GA4Destination, ga4_limits
+from tiktok_gateway.tags.ga4.sender import AiohttpSender
 from tiktok_gateway.tags.ga4.settings import AUTO, SANDBOX
 from tiktok_gateway.tags.ga4.views import explain, item_view, placement_view
 from tiktok_gateway.tags.kind import Kind
@@ -19,8 +20,12 @@ SANDBOX_LISTING = "/sandbox/ga4/hits"
 def destinations(config: Config, sandbox_url: str) -> list[Destination]:
     if not config.ga4.forward:
         return []
-    limits = ga4_limits(config.ga4, config.gateway.request_timeout_seconds)
-    return [GA4Destination(GA4_DESTINATION, config.ga4, sandbox_url, limits)]
+    ga4 = config.ga4
+    limits = ga4_limits(ga4, config.gateway.request_timeout_seconds)
+    # The built-in sandbox answers in process through the runtime's httpx client; anything else
+    # is on the network: aiohttp (sender.py says why).
+    network = None if ga4.endpoint == SANDBOX else AiohttpSender(ga4.max_in_flight)
+    return [GA4Destination(GA4_DESTINATION, ga4, sandbox_url, limits, network)]
 
 
 def collector(config: Config) -> Collector | None:

@@ -84,6 +84,9 @@ class TikTokDestination:
         )
         return reply.classify(time.time())  # turns an HTTP-date Retry-After into seconds
 
+    async def aclose(self) -> None:
+        return None  # the runtime's client is closed by the runtime
+
 
 def tiktok_limits(max_in_flight: int, max_age: float, timeout: float) -> Limits:
     """A tag's limits: TikTok's batch maximum, a body under 1 MB, and the gateway's settings."""
