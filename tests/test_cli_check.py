@@ -23,6 +23,7 @@ from tiktok_gateway.cli import main
 from tiktok_gateway.config import Config, GatewaySettings, load_config
 from tiktok_gateway.runtime import SANDBOX_ORIGIN, delivery_client
 from tiktok_gateway.sandbox.app import create_sandbox_app, sandbox_of
+from tiktok_gateway.tags.ga4.settings import GA4Settings
 from tiktok_gateway.tags.tiktok.check import (
     TEST_EVENT_ID_PREFIX,
     SendResult,
@@ -455,6 +456,7 @@ def test_example_names_and_documents_every_key() -> None:
         *GatewaySettings.model_fields,
         *(name for name in TikTokTagSettings.model_fields if name not in ("trigger", "event_map")),
         *TriggerSettings.model_fields,
+        *GA4Settings.model_fields,
         "access_token_env",
         "access_token_file",
     }
@@ -470,5 +472,5 @@ def test_example_names_and_documents_every_key() -> None:
             and any(line.startswith("#") and not pattern.match(line) for line in lines)
         ]
         assert documented, f"{key} is not in examples/gateway.toml with a comment"
-    for table in ("[gateway]", "[[tags]]", "[tags.trigger]", "[tags.event_map]"):
+    for table in ("[gateway]", "[ga4]", "[[tags]]", "[tags.trigger]", "[tags.event_map]"):
         assert table in text
