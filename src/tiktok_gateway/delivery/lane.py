@@ -14,9 +14,13 @@ back when its lease expires.
 What to do with an answer is decided by the destination's classifier alone; the lane acts on
 the outcome (``delivery/outcome.py``). A rejected batch is narrowed down to the bad items (by the
 index the destination names, else by bisection) so the good ones still go out. Pause and
-back-off are ``holds.Hold``. A batch whose delivery fails inside the lane (a bug, a failing
-queue) is released and backs the destination off the same way, rather than being leased again
-at once.
+back-off are ``holds.Hold``. A batch whose delivery fails inside the lane (a bug) is released
+and backs the destination off the same way, rather than being leased again at once.
+
+While the queue cannot be reached, the lane waits as ``health.QueueHealth`` says (shared by every
+lane: exponential with jitter, a few seconds at most, two log lines per outage); finishing calls
+that fail keep what was learned (``ledger.py``), and ``Ledger.settle`` makes them first thing once
+the queue answers.
 """
 
 from __future__ import annotations
@@ -31,13 +35,14 @@ from collections.abc import Sequence
 
 import httpx
 
-from tiktok_gateway.delivery.backoff import BackoffPolicy
+from tiktok_gateway.delivery.backoff import BackoffPolicy, compute_backoff
 from tiktok_gateway.delivery.batcher import Batcher
 from tiktok_gateway.delivery.destination import Batch, Destination
+from tiktok_gateway.delivery.health import CAP_SECONDS, QueueHealth
 from tiktok_gateway.delivery.holds import Hold
 from tiktok_gateway.delivery.ledger import Ledger
 from tiktok_gateway.delivery.outcome import Delivered, Outcome, Pause, Reject, Retry, Split
-from tiktok_gateway.queue.base import Clock, LeasedItem, Queue
+from tiktok_gateway.queue.base import Clock, LeasedItem, Queue, QueueUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +64,7 @@ class Lane:
         lease_seconds: float,
         lease_limit: int,
         poll_interval: float,
+        health: QueueHealth,
     ) -> None:
         self.destination = destination
         self.name = destination.name
@@ -72,7 +78,9 @@ class Lane:
         self.hold = Hold(policy, rng.random, self._limits.hold_after)
         self._outbox: deque[Batch] = deque()  # ready batches waiting for a free request slot
         self._tasks: set[asyncio.Task[None]] = set()
+        self._health = health
         self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
         self._stopping = False
 
     @property
@@ -82,13 +90,28 @@ class Lane:
 
     async def run(self) -> None:
         """Deliver until ``stop_leasing()``: lease, batch, send (``max_in_flight`` at once),
-        then sleep until the next batch is due, a send ends, or ``poll_interval`` passes."""
+        then sleep until the next batch is due, a send ends, or ``poll_interval`` passes. While
+        the queue cannot be reached, wait as ``health`` says; a bug in a step is logged with its
+        traceback and waited out the same way (never retried in a hot loop)."""
+        bugs = 0
         while not self._stopping:
+            await self._health.wait(self._stop)
+            if self._stopping:
+                break
             try:
+                await self._ledger.settle()
                 _, backlog = await self.step(force=False)
-            except Exception:  # the queue failed (disk full, Redis gone): retry, do not die
+            except QueueUnavailable as error:
+                self._health.failed(error)
+                continue
+            except Exception:  # a bug: shown, and not retried at once
                 log.exception("delivery step of %s failed; trying again", self.name)
-                backlog = False
+                rng = self._rng.random
+                await asyncio.sleep(compute_backoff(bugs, base=0.1, cap=CAP_SECONDS, rng=rng))
+                bugs += 1
+                continue
+            bugs = 0
+            self._health.succeeded()
             if not backlog:
                 await self._idle()
             await asyncio.sleep(0)  # a backlog must not starve the sends
@@ -109,6 +132,7 @@ class Lane:
         """Step 1 of the shutdown: the run loop ends after its current step."""
         self._stopping = True
         self._wake.set()
+        self._stop.set()
 
     async def finish(self, until: float) -> None:
         """Steps 2-4 of the shutdown: flush partial batches, send them and wait for in-flight

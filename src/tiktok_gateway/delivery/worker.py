@@ -6,6 +6,10 @@ GA4 forward, and one TikTok tag's backlog never another tag's events. The worker
 lanes share: the queue, the HTTP client, the ledger of held items (``ledger.py``) and the
 shutdown order.
 
+While the queue cannot be reached, every lane (and the sweep) waits as one ``QueueHealth`` says
+(``health.py``): exponential back-off with jitter, capped at a few seconds, one warning line when
+it starts and one info line when it ends.
+
 Items whose group names no configured destination (a tag removed from the configuration while
 its events were queued) are swept into the dead letters as ``unknown_destination`` (replayable
 once the destination is back) when the worker starts and every ``sweep_interval`` seconds.
@@ -27,10 +31,11 @@ import httpx
 
 from tiktok_gateway.delivery.backoff import BackoffPolicy
 from tiktok_gateway.delivery.destination import Destination
+from tiktok_gateway.delivery.health import QueueHealth
 from tiktok_gateway.delivery.holds import BackoffState, PauseState
 from tiktok_gateway.delivery.lane import Lane
 from tiktok_gateway.delivery.ledger import DeliveryResult, Ledger
-from tiktok_gateway.queue.base import Clock, Queue, wall_clock
+from tiktok_gateway.queue.base import Clock, Queue, QueueUnavailable, wall_clock
 
 __all__ = ["DEFAULT_POLICY", "DeliveryResult", "DeliveryWorker"]
 
@@ -60,13 +65,16 @@ class DeliveryWorker:
         poll_interval: float = 0.1,
         sweep_interval: float = 600.0,
         on_result: Callable[[DeliveryResult], None] | None = None,
+        health: QueueHealth | None = None,
     ) -> None:
         self._queue = queue
         self._lease_seconds = lease_seconds
         self._sweep_interval = sweep_interval
         rng = rng if rng is not None else random.Random()
+        self.health = health if health is not None else QueueHealth(rng=rng.random)
         kinds = {name: destination.kind for name, destination in destinations.items()}
-        self._ledger = Ledger(queue, on_result, kinds)  # what we hold, and how each item ended
+        # What we hold, and how each item ended.
+        self._ledger = Ledger(queue, on_result, kinds, self.health)
         self.lanes = {
             name: Lane(
                 destination,
@@ -80,6 +88,7 @@ class DeliveryWorker:
                 lease_seconds=lease_seconds,
                 lease_limit=lease_limit,
                 poll_interval=poll_interval,
+                health=self.health,
             )
             for name, destination in destinations.items()
         }
@@ -110,12 +119,15 @@ class DeliveryWorker:
         ]
         try:
             while not self._stopped.is_set():
+                interval = self._sweep_interval
                 try:
                     await self.sweep()
-                except Exception as exc:  # the queue is failing; the lanes report it
-                    log.warning("sweep of unknown destinations failed: %s", type(exc).__name__)
+                except QueueUnavailable as error:  # try again soon; the lanes wait meanwhile
+                    interval = min(interval, self.health.failed(error))
+                except Exception:  # a bug: shown; the lanes go on
+                    log.exception("the sweep of unconfigured destinations failed")
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopped.wait(), self._sweep_interval)
+                    await asyncio.wait_for(self._stopped.wait(), interval)
         finally:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 

@@ -111,10 +111,12 @@ class QueueStats:
 
 
 class QueueUnavailable(Exception):
-    """The queue's storage cannot be reached now (Redis down, a network timeout).
+    """The queue's storage cannot be reached or written now (Redis down, a network timeout, a
+    full disk, a locked or unreadable SQLite file).
 
     Raised by any method; nothing was committed by a ``put`` that raised it. The HTTP layer
-    answers 503 so the sender may retry; the delivery worker tries again later.
+    answers 503 so the sender may retry; the delivery worker waits and tries again later
+    (``delivery/health.py``).
     """
 
 

@@ -79,11 +79,18 @@ from tiktok_gateway.queue.base import (
     LeasedItem,
     NewItem,
     QueueStats,
+    QueueUnavailable,
     wall_clock,
 )
 from tiktok_gateway.queue.memory import lease_id, parse_dead_id, parse_lease_id
 
 BUSY_TIMEOUT_SECONDS = 5.0
+
+# What SQLite raises when its storage fails: "database or disk is full", "database is locked",
+# "disk I/O error", "attempt to write a readonly database", "file is not a database"... (the
+# operational and plain database errors). Those that are bugs of this module are left alone.
+_STORAGE_ERRORS = (sqlite3.DatabaseError,)
+_BUGS = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.NotSupportedError)
 
 # Statements, not one script: ``executescript`` would commit the transaction they run in.
 _SCHEMA = (
@@ -354,9 +361,15 @@ class SQLiteQueue:
             raise RuntimeError("the SQLite queue is closed")
 
     async def _call(self, job: Job[T]) -> T:
-        """Run ``job`` on the database thread."""
+        """Run ``job`` on the database thread; the storage failing (a full disk, a locked or
+        unreadable file) raises ``QueueUnavailable``, as the contract says."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, job, self._conn)
+        try:
+            return await loop.run_in_executor(self._executor, job, self._conn)
+        except _STORAGE_ERRORS as error:
+            if type(error) in _BUGS:  # our SQL or our use of the API: not the storage's fault
+                raise
+            raise QueueUnavailable(f"SQLite: {error}") from error
 
     async def _run(self, job: Job[T]) -> T:
         self._check_open()

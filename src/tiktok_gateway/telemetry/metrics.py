@@ -173,6 +173,11 @@ class Telemetry:
             "gateway_queue_oldest_age_seconds", "Age of the oldest undelivered item."
         )
         self.dead_letters = self._gauge("gateway_dead_letters", "Items in the dead letters.")
+        self.queue_failures = self._counter(
+            "gateway_queue_failures",
+            "Queue calls of the delivery worker that failed: the queue could not be reached.",
+        )
+        self._queue_failures_seen = 0
         # -- delivery --
         self.delivery_events = self._counter(
             "gateway_delivery_events",
@@ -344,6 +349,9 @@ class Telemetry:
             self.queue_leased.set(stats.leased)
             self.queue_oldest_age.set(stats.oldest_age)
             self.dead_letters.set(stats.dead)
+        if worker is not None:  # the worker counts; the counter catches up at each scrape
+            self.queue_failures.inc(worker.health.failures - self._queue_failures_seen)
+            self._queue_failures_seen = worker.health.failures
         paused = set(worker.paused) if worker is not None else set()
         backing_off = set(worker.backing_off) if worker is not None else set()
         self.in_flight.set(worker.in_flight if worker is not None else 0)
