@@ -8,7 +8,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -114,3 +116,39 @@ def missing_event_ids(sandbox_url: str, wanted: set[str], timeout: float = 30.0)
         seen = {stored["event"]["event_id"] for stored in listing["events"]}
         time.sleep(0.1)
     return wanted - seen
+
+
+@dataclass
+class Pair:
+    """A gateway delivering to the standalone sandbox, both running (``gateway_with_sandbox``)."""
+
+    gateway_url: str
+    sandbox_url: str
+    gateway: subprocess.Popen[bytes]
+
+
+@contextmanager
+def gateway_with_sandbox(
+    tmp_path: Path, token: str, pixel: str, sandbox_args: list[str] | None = None, **extra: str
+) -> Iterator[Pair]:
+    """The standalone sandbox (``sandbox_args`` added to its command) and a gateway delivering
+    to it (``delivering_to``, plus ``extra`` settings), both up; killed on the way out if they
+    are still running."""
+    sandbox_port, gateway_port = free_port(), free_port()
+    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+    gateway_url = f"http://127.0.0.1:{gateway_port}"
+    log = tmp_path / "processes.log"
+    args = ["sandbox", "--port", str(sandbox_port), "--access-token-env", "SANDBOX_TOKEN"]
+    processes = [start([*args, *(sandbox_args or [])], {"SANDBOX_TOKEN": token}, log)]
+    try:
+        wait_until_up(f"{sandbox_url}/sandbox/", processes[0])
+        env = delivering_to(sandbox_url, token, pixel) | extra
+        env |= {"GATEWAY_PORT": str(gateway_port), "GATEWAY_DATA_DIR": str(tmp_path / "data")}
+        processes.append(start(["serve"], env, log))
+        wait_until_up(f"{gateway_url}/healthz", processes[1])
+        yield Pair(gateway_url, sandbox_url, processes[1])
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()

@@ -10,16 +10,12 @@ from pathlib import Path
 import httpx
 
 from tests.system.processes import (
-    delivering_to,
     forwarded_orders,
-    free_port,
+    gateway_with_sandbox,
     missing_event_ids,
     missing_forwards,
     purchase_hit,
-    start,
-    start_sandbox,
     stop,
-    wait_until_up,
 )
 
 TOKEN = "independence-token"
@@ -33,17 +29,9 @@ def delivered_ids(sandbox_url: str) -> set[str]:
 
 
 def test_an_outage_of_one_destination_never_delays_the_other(tmp_path: Path) -> None:
-    sandbox_port, gateway_port = free_port(), free_port()
-    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-    gateway_url = f"http://127.0.0.1:{gateway_port}"
-    log = tmp_path / "processes.log"
-    sandbox = start_sandbox(sandbox_port, TOKEN, log)
-    env = delivering_to(sandbox_url, TOKEN, "CINDEP")
-    env |= {"GATEWAY_PORT": str(gateway_port), "GATEWAY_DATA_DIR": str(tmp_path / "data")}
-    gateway = start(["serve"], env, log)
-    try:
-        wait_until_up(f"{gateway_url}/healthz", gateway)
-        with httpx.Client(base_url=gateway_url, timeout=5) as client:
+    with gateway_with_sandbox(tmp_path, TOKEN, "CINDEP") as pair:
+        sandbox_url = pair.sandbox_url
+        with httpx.Client(base_url=pair.gateway_url, timeout=5) as client:
             # 1. TikTok down: every GA4 hit still reaches Google at once, no TikTok event does.
             assert httpx.post(f"{sandbox_url}/sandbox/outage").status_code == 200
             first = {f"order-{index}" for index in range(N)}
@@ -75,45 +63,21 @@ def test_an_outage_of_one_destination_never_delays_the_other(tmp_path: Path) -> 
             # 3. Google back: the forwards it missed arrive, once the back-off probes again.
             assert httpx.delete(f"{sandbox_url}/sandbox/ga4/outage").status_code == 200
             assert missing_forwards(sandbox_url, first | second) == set()
-        assert stop(gateway) in (0, -signal.SIGTERM)
-    finally:
-        for process in (gateway, sandbox):
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        assert stop(pair.gateway) in (0, -signal.SIGTERM)
 
 
 def test_a_slow_tiktok_never_slows_ga4_forwards(tmp_path: Path) -> None:
     """TikTok answers, but only after 3 s: its lane's requests are all in flight, the GA4 lane's
     are not among them."""
-    sandbox_port, gateway_port = free_port(), free_port()
-    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-    gateway_url = f"http://127.0.0.1:{gateway_port}"
-    log = tmp_path / "processes.log"
-    args = ["sandbox", "--port", str(sandbox_port), "--access-token-env", "SANDBOX_TOKEN"]
-    sandbox = start([*args, "--latency-ms", "3000"], {"SANDBOX_TOKEN": TOKEN}, log)
-    wait_until_up(f"{sandbox_url}/sandbox/", sandbox)
-    env = delivering_to(sandbox_url, TOKEN, "CSLOW")
-    env |= {
-        "GATEWAY_PORT": str(gateway_port),
-        "GATEWAY_DATA_DIR": str(tmp_path / "data"),
-        "GATEWAY_MAX_IN_FLIGHT": "1",
-    }
-    gateway = start(["serve"], env, log)
-    try:
-        wait_until_up(f"{gateway_url}/healthz", gateway)
+    slow = ["--latency-ms", "3000"]
+    with gateway_with_sandbox(tmp_path, TOKEN, "CSLOW", slow, GATEWAY_MAX_IN_FLIGHT="1") as pair:
         orders = {f"order-{index}" for index in range(N)}
         started = time.monotonic()
-        with httpx.Client(base_url=gateway_url, timeout=5) as client:
+        with httpx.Client(base_url=pair.gateway_url, timeout=5) as client:
             for index in range(N):
                 assert client.get(f"/g/collect?{purchase_hit(index)}").status_code == 204
-        assert missing_forwards(sandbox_url, orders, timeout=2.5) == set()
+        assert missing_forwards(pair.sandbox_url, orders, timeout=2.5) == set()
         forwarded_within = time.monotonic() - started
         assert forwarded_within < 2.9, forwarded_within  # before TikTok's first answer
-        assert missing_event_ids(sandbox_url, orders, timeout=30) == set()
-        assert stop(gateway) in (0, -signal.SIGTERM)
-    finally:
-        for process in (gateway, sandbox):
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        assert missing_event_ids(pair.sandbox_url, orders, timeout=30) == set()
+        assert stop(pair.gateway) in (0, -signal.SIGTERM)

@@ -57,7 +57,7 @@ def _describe(record: DeadRecord, view: ItemView | None) -> str:
     code = f" code {record.code}" if record.code is not None else ""
     request = f" request {record.request_id}" if record.request_id else ""
     kind = BY_NAME.get(view.kind) if view is not None else None
-    meaning = kind.explain(record.reason) if kind is not None else ""
+    meaning = kind.explanations.get(record.reason, "") if kind is not None else ""
     return (
         f"{record.id}  {_when(record.dead_at)}  {what}  attempts {record.attempts}\n"
         f"    {record.reason}{code}: {record.message or '-'}{request}"

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import email.utils
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Final, Literal
+from typing import Final, Literal, TypeVar, get_args
 
 Cause = Literal[
     "ok",
@@ -46,18 +47,18 @@ destination's own error), ``transport`` (no answer: timeout, connection), ``unex
 answer that does not look like the destination's, e.g. a proxy's), ``unknown`` (a code nobody
 documents)."""
 
-CAUSES: Final[tuple[Cause, ...]] = (
-    "ok",
-    "partial",
-    "invalid",
-    "too_large",
-    "auth",
-    "throttled",
-    "server",
-    "transport",
-    "unexpected",
-    "unknown",
-)
+CAUSES: Final[tuple[Cause, ...]] = get_args(Cause)
+
+R = TypeVar("R")
+
+
+def row_for(value: int, rows: Mapping[int, R], ranges: Sequence[tuple[range, R]], default: R) -> R:
+    """A classifier table's row for ``value`` (a code or an HTTP status): its own row, else the
+    first range that holds it, else ``default``."""
+    row = rows.get(value)
+    if row is not None:
+        return row
+    return next((r for span, r in ranges if value in span), default)
 
 
 @dataclass(frozen=True, slots=True)

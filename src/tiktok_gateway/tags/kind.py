@@ -10,7 +10,7 @@ data plus functions, never a subclass.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,8 +54,8 @@ class Kind:
     - ``placement_view(placement)``: a placement as the debug page shows it (redacted).
     - ``item_view(payload)``: a queued payload as dead-letter listings show it (redacted);
       raises ``ValueError``/``KeyError``/``TypeError`` for a payload it did not write.
-    - ``explain(reason)``: what a dead-letter reason means for this kind and what to do about
-      it, in one sentence (``""`` when there is nothing to add).
+    - ``explanations``: what each dead-letter reason means for this kind and what to do about
+      it, in one sentence (a reason not listed needs none).
     """
 
     name: str
@@ -67,4 +67,4 @@ class Kind:
     secrets: Callable[[Config], list[str]]
     placement_view: Callable[[Placement], View]
     item_view: Callable[[bytes], ItemView]
-    explain: Callable[[str], str]
+    explanations: Mapping[str, str]

@@ -30,6 +30,7 @@ from tiktok_gateway.delivery.outcome import (
     Reject,
     Retry,
     parse_retry_after,
+    row_for,
 )
 
 Kind = Literal["delivered", "reject", "pause", "retry"]
@@ -64,10 +65,7 @@ UNKNOWN = Rule("retry", "unknown_status", "unknown")
 
 def rule_for_status(status: int) -> Rule:
     """The row for an HTTP status (``UNKNOWN`` for one outside every range)."""
-    rule = STATUSES.get(status)
-    if rule is not None:
-        return rule
-    return next((r for span, r in STATUS_RANGES if status in span), UNKNOWN)
+    return row_for(status, STATUSES, STATUS_RANGES, UNKNOWN)
 
 
 def classify(

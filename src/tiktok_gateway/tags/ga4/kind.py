@@ -11,7 +11,7 @@ from tiktok_gateway.tags.ga4.destination import KIND as NAME
 from tiktok_gateway.tags.ga4.destination import GA4Destination, ga4_limits
 from tiktok_gateway.tags.ga4.sender import AiohttpSender
 from tiktok_gateway.tags.ga4.settings import AUTO, SANDBOX
-from tiktok_gateway.tags.ga4.views import explain, item_view, placement_view
+from tiktok_gateway.tags.ga4.views import EXPLANATIONS, item_view, placement_view
 from tiktok_gateway.tags.kind import Kind
 
 SANDBOX_LISTING = "/sandbox/ga4/hits"
@@ -90,5 +90,5 @@ KIND = Kind(
     secrets=secrets,
     placement_view=placement_view,
     item_view=item_view,
-    explain=explain,
+    explanations=EXPLANATIONS,
 )

@@ -6,6 +6,8 @@ Measurement Protocol ``api_secret`` (a secret key) always masked.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Final
 
 from tiktok_gateway.admin.redact import body_view, mask_text, query_pairs, redact_pair
@@ -82,15 +84,13 @@ def item_view(payload: bytes) -> ItemView:
 
 
 # What each dead-letter reason means for a GA4 forward, for ``queue dead``.
-EXPLANATIONS: Final[dict[str, str]] = {
-    "rejected": "Google refused this hit (an HTTP 4xx): replaying sends the same bytes again.",
-    "expired": "it kept failing for max_age_hours (72 h); Google records events at most 72"
-    " hours late, so a replay would be dropped: purge it.",
-    "invalid_payload": "the queued bytes are not a GA4 forward this version can read.",
-    "unknown_destination": "GA4 forwarding is off (GATEWAY_GA4_FORWARD); turn it on, then replay.",
-}
-
-
-def explain(reason: str) -> str:
-    """What ``reason`` means for a GA4 dead letter (``""`` for a reason not listed)."""
-    return EXPLANATIONS.get(reason, "")
+EXPLANATIONS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "rejected": "Google refused this hit (an HTTP 4xx): replaying sends the same bytes again.",
+        "expired": "it kept failing for max_age_hours (72 h); Google records events at most 72"
+        " hours late, so a replay would be dropped: purge it.",
+        "invalid_payload": "the queued bytes are not a GA4 forward this version can read.",
+        "unknown_destination": "GA4 forwarding is off (GATEWAY_GA4_FORWARD); turn it on, then"
+        " replay.",
+    }
+)

@@ -54,6 +54,7 @@ from tiktok_gateway.delivery.outcome import (
     Retry,
     Split,
     parse_retry_after,
+    row_for,
 )
 from tiktok_gateway.tags.tiktok.payload import TrackResponse
 
@@ -155,18 +156,12 @@ __all__ = [
 
 def rule_for_code(code: int) -> Rule:
     """The row for a TikTok body code (``UNKNOWN`` when no row or range has it)."""
-    rule = CODES.get(code)
-    if rule is not None:
-        return rule
-    return next((r for span, r in CODE_RANGES if code in span), UNKNOWN)
+    return row_for(code, CODES, CODE_RANGES, UNKNOWN)
 
 
 def rule_for_status(status: int) -> Rule:
     """The row for an HTTP status without a TikTok code (``UNKNOWN`` when none has it)."""
-    rule = STATUSES.get(status)
-    if rule is not None:
-        return rule
-    return next((r for span, r in STATUS_RANGES if status in span), UNKNOWN)
+    return row_for(status, STATUSES, STATUS_RANGES, UNKNOWN)
 
 
 def batch_index(message: str) -> int | None:

@@ -12,7 +12,7 @@ from tiktok_gateway.tags.tiktok.check import describe_tag, target_name
 from tiktok_gateway.tags.tiktok.collector import TikTokCollector
 from tiktok_gateway.tags.tiktok.destination import TikTokDestination, tiktok_limits
 from tiktok_gateway.tags.tiktok.mapping import KIND as NAME
-from tiktok_gateway.tags.tiktok.views import explain, item_view, placement_view
+from tiktok_gateway.tags.tiktok.views import EXPLANATIONS, item_view, placement_view
 
 SANDBOX_LISTING = "/sandbox/events"
 
@@ -72,5 +72,5 @@ KIND = Kind(
     secrets=secrets,
     placement_view=placement_view,
     item_view=item_view,
-    explain=explain,
+    explanations=EXPLANATIONS,
 )

@@ -11,6 +11,7 @@ ad click). Two or more: ``good``; one: ``ok``; none: ``weak`` (TikTok can only m
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Final
 
 from tiktok_gateway.admin.redact import mask_text, redact
@@ -90,18 +91,15 @@ def item_view(payload: bytes) -> ItemView:
 
 
 # What each dead-letter reason means for a TikTok event, for ``queue dead``.
-EXPLANATIONS: Final[dict[str, str]] = {
-    "rejected": "TikTok refused this event (its message names the field): fix the mapping or"
-    " the data, then replay it.",
-    "expired": "it kept failing past GATEWAY_EVENT_EXPIRY_SECONDS; TikTok accepts events up to"
-    " 7 days old: replay soon or purge.",
-    "retries_exhausted": "TikTok kept answering a code nobody documents; replay once the cause"
-    " is known.",
-    "invalid_payload": "the queued bytes are not a TikTok event this version can read.",
-    "unknown_destination": "its tag is no longer configured; add the tag back, then replay.",
-}
-
-
-def explain(reason: str) -> str:
-    """What ``reason`` means for a TikTok dead letter (``""`` for a reason not listed)."""
-    return EXPLANATIONS.get(reason, "")
+EXPLANATIONS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "rejected": "TikTok refused this event (its message names the field): fix the mapping or"
+        " the data, then replay it.",
+        "expired": "it kept failing past GATEWAY_EVENT_EXPIRY_SECONDS; TikTok accepts events up to"
+        " 7 days old: replay soon or purge.",
+        "retries_exhausted": "TikTok kept answering a code nobody documents; replay once the cause"
+        " is known.",
+        "invalid_payload": "the queued bytes are not a TikTok event this version can read.",
+        "unknown_destination": "its tag is no longer configured; add the tag back, then replay.",
+    }
+)
