@@ -343,3 +343,22 @@ def test_dead_letter_twice_keeps_the_first(run_scenario: RunScenario) -> None:
         assert [r.reason for r in await queue.dead_letters()] == ["first"]
 
     run_scenario(scenario)
+
+
+def test_groups_are_those_of_undelivered_items(run_scenario: RunScenario) -> None:
+    async def scenario(queue: Queue, clock: FakeClock) -> None:
+        await queue.put([NewItem("a", b"1"), NewItem("b", b"2"), NewItem("c", b"3")])
+        # Redis knows an item's group once a lease has read it (every lease reads unread ones).
+        assert await queue.lease(1, 30, only_groups=["none"]) == []
+        assert await queue.groups() == {"a", "b", "c"}
+        [a] = await queue.lease(1, 30, only_groups=["a"])
+        assert await queue.groups() == {"a", "b", "c"}  # leased is still undelivered
+        await queue.ack([a.id])
+        [b] = await queue.lease(1, 30, only_groups=["b"])
+        await queue.nack([b.id], 60)
+        assert await queue.groups() == {"b", "c"}  # delayed is too
+        [c] = await queue.lease(1, 30, only_groups=["c"])
+        await queue.dead_letter([DeadLetter(c.id, "rejected")])
+        assert await queue.groups() == {"b"}
+
+    run_scenario(scenario)

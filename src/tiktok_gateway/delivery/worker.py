@@ -138,16 +138,19 @@ class DeliveryWorker:
 
     async def sweep(self) -> int:
         """Dead-letter the available items of groups no destination is configured for;
-        returns how many."""
+        returns how many. Finding them costs one look at the queue's groups, not a read of its
+        items, however many are queued."""
+        unknown = await self._queue.groups() - set(self.lanes)
         swept = 0
-        while True:
-            items = await self._queue.lease(SWEEP_LIMIT, self._lease_seconds, tuple(self.lanes))
+        while unknown:
+            items = await self._queue.lease(SWEEP_LIMIT, self._lease_seconds, only_groups=unknown)
             for item in items:
                 why = f"destination {item.group!r} is not configured"
                 await self._ledger.dead_letter_item(item, "unknown_destination", why)
             swept += len(items)
             if len(items) < SWEEP_LIMIT:
-                return swept
+                break
+        return swept
 
     async def stop(self, deadline: float = 10.0) -> None:
         """Shut down within ``deadline`` seconds (module docstring); returns when done."""

@@ -168,6 +168,11 @@ class Queue(Protocol):
     async def stats(self) -> QueueStats:
         """Depth, leased count, oldest age and dead-letter count."""
 
+    async def groups(self) -> set[str]:
+        """The groups of undelivered items (available, delayed or leased), without reading the
+        items: for finding items no worker leases (their destination is gone). The Redis backend
+        sees the items some lease has read (every lease reads the unread ones first)."""
+
     async def dead_letters(self, limit: int = 100) -> list[DeadRecord]:
         """The most recent dead letters first."""
 

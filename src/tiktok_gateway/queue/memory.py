@@ -185,6 +185,9 @@ class MemoryQueue:
             dead=len(self._dead),
         )
 
+    async def groups(self) -> set[str]:
+        return {item.group for item in self._items.values()}
+
     async def dead_letters(self, limit: int = 100) -> list[DeadRecord]:
         newest_first = sorted(
             self._dead.values(), key=lambda r: (r.dead_at, int(r.id)), reverse=True

@@ -327,6 +327,11 @@ class RedisStreamsQueue:
         oldest = float(first[0][1][b"enqueued_at"]) if first else now
         return QueueStats(depth=depth, leased=leased, oldest_age=max(now - oldest, 0.0), dead=dead)
 
+    async def groups(self) -> set[str]:
+        async with _reachable():
+            members: set[Any] = await self._client.smembers(self._keys[1])
+        return {_text(member) for member in members}
+
     async def dead_letters(self, limit: int = 100) -> list[DeadRecord]:
         if limit <= 0:
             return []

@@ -303,6 +303,19 @@ _STATS = (
 )
 
 
+# The distinct groups, one index seek each (a skip-scan of items_group_available written out):
+# as cheap with a million items as with ten, where DISTINCT would read them all.
+_GROUPS = (
+    "WITH RECURSIVE g(grp) AS (SELECT min(grp) FROM items"
+    " UNION ALL SELECT (SELECT min(grp) FROM items WHERE grp > g.grp) FROM g"
+    " WHERE g.grp IS NOT NULL) SELECT grp FROM g WHERE grp IS NOT NULL"
+)
+
+
+def _groups(conn: sqlite3.Connection) -> set[str]:
+    return {row[0] for row in conn.execute(_GROUPS).fetchall()}
+
+
 def _stats(now: float, conn: sqlite3.Connection) -> QueueStats:
     depth, leased, oldest, dead = conn.execute(_STATS, (now,)).fetchone()
     age = 0.0 if oldest is None else max(now - oldest, 0.0)
@@ -484,6 +497,9 @@ class SQLiteQueue:
         now = self._clock()
         for chunk in _chunks(letters):
             await self._finish(partial(_dead_letter, now, chunk))
+
+    async def groups(self) -> set[str]:
+        return await self._run(_groups)
 
     async def stats(self) -> QueueStats:
         """Exact, and cheap at any depth: one row and two index lookups (see the layout).
