@@ -13,7 +13,7 @@ from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 _CENT = Decimal("0.01")
 # Larger magnitudes are no prices, quantities or times; refusing them also keeps every later
 # quantize() within the decimal context's precision.
-_LIMIT = Decimal("1e18")
+_LIMIT_DIGITS = 18  # magnitudes of 1e18 and more are refused as nonsense
 # Sums of price x quantity (each below 1e18) reach 1e36 and more; rounding them to cents needs
 # more digits than the default context's 28.
 _WIDE = Context(prec=80)
@@ -44,7 +44,9 @@ def to_decimal(value: object) -> Decimal | None:
             return None
     else:
         return None
-    return number if number.is_finite() and abs(number) < _LIMIT else None
+    # adjusted() is the exponent of the leading digit: < 18 means below 1e18 in magnitude. (abs()
+    # would apply the decimal context, and 1e1000000 overflows it: a 500 for client input.)
+    return number if number.is_finite() and number.adjusted() < _LIMIT_DIGITS else None
 
 
 def json_number(number: Decimal) -> int | float:
