@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
-from starlette.applications import Starlette
 
-from tiktok_gateway.app import create_app
+from tiktok_gateway.app import Listeners, create_app
 from tiktok_gateway.config import Config, load_config
 from tiktok_gateway.queue.base import Clock, Queue, wall_clock
 from tiktok_gateway.queue.memory import MemoryQueue
@@ -27,11 +26,18 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
+# Where the in-process clients address the two listeners (SPEC 13): the public one as a shop's
+# own host name over TLS, the admin one as an operator on the machine (its default port).
+PUBLIC_URL = "https://shop.example.com"
+ADMIN_URL = "http://127.0.0.1:8081"
+
+
 @dataclass
 class Running:
-    app: Starlette
-    client: httpx.AsyncClient
+    app: Listeners
+    client: httpx.AsyncClient  # the public listener
     queue: Queue
+    admin: httpx.AsyncClient  # the admin listener, from the same peer
 
     @property
     def runtime(self) -> Runtime:
@@ -59,12 +65,16 @@ async def running(
     clock: Clock = wall_clock,
     peer: str = "203.0.113.9",
 ) -> AsyncIterator[Running]:
-    """The app with its lifespan entered (delivery worker not running: tests drain it)."""
+    """The app with its lifespan entered (delivery worker not running: tests drain it); both
+    clients connect from ``peer``."""
     queue = queue or MemoryQueue(clock=clock)
-    app = create_app(config or config_of(), queue=queue, clock=clock, run_worker=False)
+    config = config or config_of()
+    assert config.gateway.resolved_admin_port == 8081, "ADMIN_URL is the default admin port"
+    app = create_app(config, queue=queue, clock=clock, run_worker=False)
     transport = httpx.ASGITransport(app=app, client=(peer, 40000))
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="https://shop.example.com") as client,
+        httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as client,
+        httpx.AsyncClient(transport=transport, base_url=ADMIN_URL) as admin,
     ):
-        yield Running(app, client, queue)
+        yield Running(app, client, queue, admin)

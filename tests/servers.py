@@ -7,25 +7,36 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import uvicorn
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
+
+App = TypeVar("App", bound=ASGIApp)
+
+
+def loopback_socket() -> socket.socket:
+    """A TCP socket bound to a free port of 127.0.0.1 (not listening yet): its port is known
+    before the server starts, so it is never raced for."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
 
 
 @contextmanager
 def served_in_thread(
-    app: Starlette, config_for: Callable[[Starlette, int], uvicorn.Config]
+    app: App,
+    config_for: Callable[[App, int], uvicorn.Config],
+    sockets: list[socket.socket] | None = None,
 ) -> Iterator[str]:
-    """Serve ``app`` with ``config_for(app, port)`` until the block ends; yields the base URL.
-
-    The socket is bound before the server starts, so the port is known and never raced for.
-    """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
+    """Serve ``app`` with ``config_for(app, port)`` until the block ends, on ``sockets`` (one
+    new ``loopback_socket`` when not given; all of them are closed at the end); yields the base
+    URL of the first."""
+    sockets = sockets or [loopback_socket()]
+    port = sockets[0].getsockname()[1]
     server = uvicorn.Server(config_for(app, port))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, daemon=True)
     thread.start()
     try:
         deadline = time.monotonic() + 10
@@ -37,5 +48,6 @@ def served_in_thread(
     finally:
         server.should_exit = True
         thread.join(timeout=15)
-        sock.close()
+        for sock in sockets:
+            sock.close()
     assert not thread.is_alive()

@@ -13,8 +13,10 @@ from click.testing import CliRunner
 from starlette.applications import Starlette
 
 from tests.system.processes import free_port
+from tiktok_gateway.app import Listeners
 from tiktok_gateway.cli import main
-from tiktok_gateway.cli.serve import _GatewayServer
+from tiktok_gateway.cli.serve import _describe, _GatewayServer
+from tiktok_gateway.config import load_config
 
 
 @pytest.fixture
@@ -26,7 +28,7 @@ def unfrozen() -> Iterator[None]:
 
 @pytest.mark.usefixtures("unfrozen")
 def test_start_up_freezes_what_is_alive_then() -> None:
-    app = Starlette()
+    app = Listeners(Starlette(), Starlette(), admin_port=0)
     server = _GatewayServer(
         uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_config=None), app
     )
@@ -52,3 +54,13 @@ def test_serve_stops_in_one_line_when_its_redis_queue_does_not_answer() -> None:
     assert result.stderr.splitlines() == [
         f"error: queue: {url.replace('hunter2', '***')} cannot be reached (redis: ConnectionError)"
     ]
+
+
+def test_serve_prints_both_listeners() -> None:
+    text = _describe(load_config(None, {"GATEWAY_PORT": "9000"}))
+    assert "tiktok-gateway on http://127.0.0.1:9000 (public:" in text
+    assert "admin on http://127.0.0.1:9001 (/debug" in text
+    assert "curl -i 'http://127.0.0.1:9000/g/collect?" in text
+    assert "Watch it: http://127.0.0.1:9001/debug" in text
+    environ = {"GATEWAY_ADMIN_HOST": "::1", "GATEWAY_ADMIN_PORT": "7000"}
+    assert "admin on http://[::1]:7000 " in _describe(load_config(None, environ))

@@ -229,7 +229,7 @@ def parse(request: dict[str, Any]) -> ParsedInput:
             ctx,
             measurement_id=params.get("measurement_id"),
             api_secret=params.get("api_secret"),
-            secrets={},
+            secrets=None,
         )
     assert source == "events", source
     return parse_events(json.dumps(request["json"]).encode(), ctx)

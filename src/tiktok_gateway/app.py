@@ -1,13 +1,22 @@
-"""Builds the gateway's Starlette app; its lifespan starts and stops the pipeline.
+"""Builds the gateway's apps, one per listener, and the ASGI app that serves both (SPEC 13).
 
-The order of start and stop is written in ``runtime.py``. ``GET|POST|OPTIONS /g/collect``, the
-hot path, goes straight to its handler; every other request takes Starlette's routing.
+- **Public** (``GATEWAY_HOST``:``GATEWAY_PORT``, facing every browser): ``/g/collect``,
+  ``/mp/collect``, ``/events``, ``/healthz`` and ``/readyz`` (the status alone); 404 for
+  anything else. ``GET|POST|OPTIONS /g/collect``, the hot path, goes straight to its handler;
+  every other request takes Starlette's routing.
+- **Admin** (``GATEWAY_ADMIN_HOST``:``GATEWAY_ADMIN_PORT``, the operator's): ``/debug``,
+  ``/admin/*``, ``/metrics``, ``/sandbox/*``, ``/healthz`` and the detailed ``/readyz``, each
+  behind ``admin.auth`` (Host check, credentials, CSRF).
+
+One server listens on both sockets; ``Listeners`` hands each request to the app of the socket it
+came in on (the ASGI scope's ``server``: the local address). The public app's lifespan starts and
+stops the pipeline (order in ``runtime.py``) and shares the runtime with the admin app.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -18,9 +27,9 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Message, Receive, Scope, Send
 
 from tiktok_gateway.admin.api import admin_routes
-from tiktok_gateway.admin.auth import AdminOnlyApp
+from tiktok_gateway.admin.auth import AdminOnlyApp, Grant, admin_only
 from tiktok_gateway.admin.debug import debug_routes
-from tiktok_gateway.admin.health import healthz, readyz
+from tiktok_gateway.admin.health import healthz, ready_status, readyz
 from tiktok_gateway.admin.metrics import metrics_endpoint
 from tiktok_gateway.config import Config
 from tiktok_gateway.endpoints.body import error_response
@@ -88,41 +97,80 @@ async def _collect(scope: Scope, receive: Receive, send: Send) -> None:
             await error_response(500, "internal_error")(scope, receive, send)
 
 
+class Listeners:
+    """The ASGI app of both listeners: a request on the admin socket (its ``scope["server"]``
+    port is the admin port) goes to ``admin``, every other one (lifespan included) to
+    ``public``. ``state`` is the public app's (``app.state.runtime``)."""
+
+    def __init__(self, public: Starlette, admin: Starlette, admin_port: int) -> None:
+        self.public, self.admin, self.admin_port = public, admin, admin_port
+        self.state = public.state
+        self.router = public.router  # tests enter the lifespan through it
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        server = scope.get("server")
+        if scope["type"] != "lifespan" and server is not None and server[1] == self.admin_port:
+            await self.admin(scope, receive, send)
+        else:
+            await self.public(scope, receive, send)
+
+
+def _admin(handler: Callable[[Request], Awaitable[Response]]) -> Callable[..., Awaitable[Response]]:
+    """An open endpoint as an admin one (``admin_only``)."""
+
+    async def granted(request: Request, grant: Grant) -> Response:
+        return await handler(request)
+
+    granted.__name__ = handler.__name__
+    return admin_only(granted)
+
+
+def create_admin_app(sandbox: Starlette | None) -> Starlette:
+    """The admin listener's app (module docstring); ``sandbox`` is mounted at ``/sandbox``."""
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", _admin(readyz), methods=["GET"]),
+        Route("/metrics", _admin(metrics_endpoint), methods=["GET"]),
+        *admin_routes(),
+        *debug_routes(),
+    ]
+    if sandbox is not None:
+        routes.append(Mount(SANDBOX_MOUNT, app=AdminOnlyApp(sandbox)))
+    return Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+
+
 def create_app(
     config: Config,
     *,
     queue: Queue | None = None,
     clock: Clock = wall_clock,
     run_worker: bool = True,
-) -> Starlette:
-    """The gateway app. Tests may pass their own ``queue``/``clock`` and drive delivery
-    themselves (``run_worker=False``; the worker is ``app.state.runtime.worker``)."""
+) -> Listeners:
+    """The gateway's two listeners' app. Tests may pass their own ``queue``/``clock`` and drive
+    delivery themselves (``run_worker=False``; the worker is ``app.state.runtime.worker``)."""
     # Mounted at /sandbox: its track endpoint and its /sandbox/events listing share one store.
     sandbox = create_sandbox_app(admin_prefix="") if needs_sandbox(config) else None
+    admin = create_admin_app(sandbox)
     routes: list[BaseRoute] = [
         Route(COLLECT_PATH, ga4_collect, methods=sorted(COLLECT_METHODS)),  # HEAD; 405s
         Route("/mp/collect", mp_collect, methods=["POST"]),
         Route("/events", events_collect, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics_endpoint, methods=["GET"]),
-        *admin_routes(),
-        *debug_routes(),
+        Route("/readyz", ready_status, methods=["GET"]),
     ]
-    if sandbox is not None:
-        routes.append(Mount(SANDBOX_MOUNT, app=AdminOnlyApp(sandbox)))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         runtime = await start_runtime(
             config, sandbox=sandbox, queue=queue, clock=clock, run_worker=run_worker
         )
-        app.state.runtime = runtime
+        app.state.runtime = admin.state.runtime = runtime
         try:
             yield
         finally:
             await stop_runtime(runtime)
 
-    return GatewayApp(
+    public = GatewayApp(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error}
     )
+    return Listeners(public, admin, config.gateway.resolved_admin_port)

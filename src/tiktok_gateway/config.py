@@ -11,14 +11,23 @@ problem is reported as ``ConfigError(key, reason)`` naming the offending key; se
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -30,6 +39,25 @@ from tiktok_gateway.errors import ConfigError
 from tiktok_gateway.queue.factory import check_queue_url
 from tiktok_gateway.tags.ga4.settings import GA4Settings
 from tiktok_gateway.tags.tiktok.settings import TikTokTagSettings
+
+# The forms GATEWAY_MP_API_SECRETS accepts: GA4 measurement ids, and API secrets as Google
+# makes them (base64url characters); anything else is a typo, refused rather than read wrongly.
+_MEASUREMENT_ID: Final = re.compile(r"[A-Za-z0-9-]{1,64}")
+_API_SECRET: Final = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+# An admin token guards the operator surfaces against the internet: shorter ones are guessable.
+MIN_ADMIN_TOKEN = 16
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a listening address only reaches this machine (127.0.0.0/8, ::1, localhost)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[] ")).is_loopback
+    except ValueError:
+        return False
+
 
 # The GA4 forwarder's destination name: a TikTok tag may not take it.
 GA4_DESTINATION = "ga4"
@@ -64,8 +92,20 @@ class GatewaySettings(_ExplicitSources):
 
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="forbid", frozen=True)
 
-    host: str = Field(default="127.0.0.1", description="Address to listen on.")
-    port: int = Field(default=8080, ge=1, le=65535, description="Port to listen on.")
+    host: str = Field(default="127.0.0.1", description="Address of the public listener.")
+    port: int = Field(default=8080, ge=1, le=65535, description="Port of the public listener.")
+    admin_host: str = Field(
+        default="127.0.0.1",
+        description="Address of the admin listener (/debug, /admin, /metrics, /sandbox).",
+    )
+    admin_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Port of the admin listener; default: port + 1."
+    )
+    admin_hostnames: CommaList = Field(
+        default=(),
+        description="Host names the admin listener answers to, besides IP addresses and"
+        " localhost (DNS rebinding).",
+    )
     data_dir: Path = Field(default=Path("./data"), description="Folder for the SQLite queue.")
     queue_url: str = Field(default="", description="sqlite:///path or redis://host:port/db.")
     admin_token: SecretStr | None = Field(default=None, description="Bearer token for /admin.")
@@ -105,12 +145,39 @@ class GatewaySettings(_ExplicitSources):
     @field_validator("mp_api_secrets", mode="before")
     @classmethod
     def _pairs(cls, value: object) -> object:
-        if isinstance(value, str):
-            pairs = (part.partition("=") for part in value.split(",") if part.strip())
-            return {mid.strip(): secret.strip() for mid, _, secret in pairs}
+        """``G-1=s1,G-2=s2``; anything else is refused, never read as "no secret" (a typo such
+        as ``G-1:s1`` would otherwise leave /mp/collect open)."""
+        if not isinstance(value, str):
+            return value
+        secrets: dict[str, str] = {}
+        for part in value.split(","):
+            if not part.strip():
+                continue
+            mid, _, secret = (text.strip() for text in part.partition("="))
+            if not (_MEASUREMENT_ID.fullmatch(mid) and _API_SECRET.fullmatch(secret)):
+                raise ValueError(
+                    "write MEASUREMENT_ID=SECRET pairs separated by commas (G-ABC123=secret;"
+                    " a secret is letters, digits, '-' and '_')"
+                )
+            secrets[mid] = secret
+        return secrets
+
+    @field_validator("mp_api_secrets")
+    @classmethod
+    def _no_empty_secret(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for mid, secret in value.items():
+            if not mid.strip() or not secret.get_secret_value().strip():
+                raise ValueError("every measurement id needs a non-empty secret")
         return value
 
-    @field_validator("trusted_proxies", "allowed_origins", mode="before")
+    @field_validator("admin_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_ADMIN_TOKEN:
+            raise ValueError(f"must be at least {MIN_ADMIN_TOKEN} characters")
+        return value
+
+    @field_validator("trusted_proxies", "allowed_origins", "admin_hostnames", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -132,10 +199,20 @@ class GatewaySettings(_ExplicitSources):
             return None
         return value
 
+    @field_validator("admin_hostnames")
+    @classmethod
+    def _lower_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(name.lower().rstrip(".") for name in value)
+
     @property
     def resolved_queue_url(self) -> str:
         """``queue_url``, or the SQLite file in ``data_dir`` when it is not set."""
         return self.queue_url or f"sqlite:///{self.data_dir / 'queue.db'}"
+
+    @property
+    def resolved_admin_port(self) -> int:
+        """``admin_port``, else the public port + 1 (8081 by default)."""
+        return self.admin_port if self.admin_port is not None else self.port % 65535 + 1
 
 
 class EnvTagSettings(_ExplicitSources):
@@ -278,6 +355,22 @@ def _ga4(file: Mapping[str, Any], environ: Mapping[str, str]) -> GA4Settings:
         raise _error(exc, "ga4", "GATEWAY_GA4_", from_env) from None
 
 
+def _check_admin_listener(gateway: GatewaySettings, from_env: frozenset[str]) -> None:
+    """The admin listener is not the public one, and off loopback it needs a token (SPEC 13)."""
+
+    def key(name: str) -> str:
+        return f"GATEWAY_{name.upper()}" if name in from_env else f"gateway.{name}"
+
+    if gateway.resolved_admin_port == gateway.port:
+        raise ConfigError(key("admin_port"), "the admin listener needs a port of its own")
+    if gateway.admin_token is None and not is_loopback_host(gateway.admin_host):
+        raise ConfigError(
+            "GATEWAY_ADMIN_TOKEN",  # whatever set admin_host: the variable is what to set
+            f"required (at least {MIN_ADMIN_TOKEN} characters) when the admin listener"
+            f" ({key('admin_host')}) is not on a loopback address",
+        )
+
+
 def _check_names(tags: tuple[TikTokTagSettings, ...], ga4: GA4Settings) -> None:
     """Destination names are unique: the tags' among themselves, and none is the forwarder's."""
     names = [tag.name for tag in tags]
@@ -306,6 +399,7 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
         gateway = GatewaySettings(_env_file=None, **gateway_values)
     except ValidationError as exc:
         raise _error(exc, "gateway", "GATEWAY_", frozenset(gateway_env)) from None
+    _check_admin_listener(gateway, frozenset(gateway_env))
     ga4 = _ga4(file.ga4, environ)
     if not file.tags:
         tag, placeholder = _env_tag(environ)

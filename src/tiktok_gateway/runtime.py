@@ -62,6 +62,8 @@ class Runtime:
     telemetry: Telemetry = field(default_factory=Telemetry)
     debug: DebugRecorder = field(default_factory=DebugRecorder)
     accepting: bool = True
+    # Why the last put failed (a full disk...), until one goes through again: /readyz says so.
+    put_error: str | None = None
 
 
 def build_destinations(config: Config) -> dict[str, Destination]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,11 +24,11 @@ import httpx
 import pytest
 import uvicorn
 from playwright.sync_api import Page, expect, sync_playwright
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from tests.harness import GA4_SANDBOX
-from tests.servers import served_in_thread
-from tiktok_gateway.app import create_app
+from tests.servers import loopback_socket, served_in_thread
+from tiktok_gateway.app import Listeners, create_app
 from tiktok_gateway.config import Config, load_config
 from tiktok_gateway.delivery.holds import BackoffState
 from tiktok_gateway.queue.base import DeadLetter, NewItem
@@ -65,10 +66,16 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def gateway_config(tmp_path: Path) -> Config:
+def gateway_config(tmp_path: Path, public: socket.socket, admin: socket.socket) -> Config:
+    """The gateway on the two sockets' ports."""
     path = tmp_path / "gateway.toml"
     path.write_text(TAGS)
-    environ = {"GATEWAY_ADMIN_TOKEN": TOKEN, "GATEWAY_BATCH_MAX_WAIT_MS": "50"}
+    environ = {
+        "GATEWAY_ADMIN_TOKEN": TOKEN,
+        "GATEWAY_BATCH_MAX_WAIT_MS": "50",
+        "GATEWAY_PORT": str(public.getsockname()[1]),
+        "GATEWAY_ADMIN_PORT": str(admin.getsockname()[1]),
+    }
     return load_config(path, {**environ, **GA4_SANDBOX})
 
 
@@ -95,7 +102,7 @@ def prepared_queue() -> tuple[MemoryQueue, str]:
     return queue, asyncio.run(fill())
 
 
-def _uvicorn_config(app: Starlette, port: int) -> uvicorn.Config:
+def _uvicorn_config(app: ASGIApp, port: int) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host="127.0.0.1",
@@ -111,9 +118,10 @@ def _uvicorn_config(app: Starlette, port: int) -> uvicorn.Config:
 
 
 @contextmanager
-def served(app: Starlette) -> Iterator[str]:
-    """The gateway behind uvicorn (uvloop, httptools) on a free loopback port; its base URL."""
-    with served_in_thread(app, _uvicorn_config) as url:
+def served(app: Listeners, sockets: list[socket.socket]) -> Iterator[str]:
+    """The gateway behind uvicorn (uvloop, httptools) on its two loopback sockets; the public
+    listener's base URL."""
+    with served_in_thread(app, _uvicorn_config, sockets) as url:
         yield url
 
 
@@ -239,7 +247,7 @@ def check_filters(page: Page) -> None:
     expect(rows.filter(visible=True)).to_have_count(4)
 
 
-def check_backing_off(page: Page, app: Starlette) -> None:
+def check_backing_off(page: Page, app: Listeners) -> None:
     worker = app.state.runtime.worker
     # Set from this thread: the page reads it through /admin/queue on its next refresh.
     worker.lanes["shop"].hold.backoff = BackoffState("throttled", 3, time.time(), time.time() + 40)
@@ -250,35 +258,40 @@ def check_backing_off(page: Page, app: Starlette) -> None:
     expect(page.get_by_test_id("paused-tags")).to_have_text("none", timeout=WAIT_MS)
 
 
-def check_ga4_outage(page: Page, base_url: str) -> None:
+def check_ga4_outage(page: Page, public_url: str, admin_url: str) -> None:
     """Google down: the next hit's forward shows as retrying, then delivered once it is back."""
     operator = {"authorization": f"Bearer {TOKEN}"}
-    assert httpx.post(f"{base_url}/sandbox/ga4/outage", headers=operator).status_code == 200
+    answer = httpx.post(f"{admin_url}/sandbox/ga4/outage", headers=operator, json={})
+    assert answer.status_code == 200
     query = urlencode({"v": "2", "tid": "G-DEMO1", "cid": "555.1", "en": "sign_up"})
-    assert httpx.get(f"{base_url}/g/collect?{query}").status_code == 204
+    assert httpx.get(f"{public_url}/g/collect?{query}").status_code == 204
     row = page.locator('[data-testid="hit"][data-event="sign_up"]')
     forwarded = row.locator('[data-testid="forward-result"]').get_by_test_id("delivery")
     expect(forwarded).to_have_attribute("data-outcome", "retry", timeout=WAIT_MS)
     expect(forwarded).to_contain_text("HTTP 503")
-    assert httpx.delete(f"{base_url}/sandbox/ga4/outage", headers=operator).status_code == 200
+    assert httpx.delete(f"{admin_url}/sandbox/ga4/outage", headers=operator).status_code == 200
     expect(forwarded).to_have_attribute("data-outcome", "delivered", timeout=WAIT_MS)
 
 
 def test_debug_page_in_headless_chromium(tmp_path: Path) -> None:
     queue, replayable = prepared_queue()
-    app = create_app(gateway_config(tmp_path), queue=queue, run_worker=True)
-    with served(app) as base_url, sync_playwright() as playwright:
+    public, admin = loopback_socket(), loopback_socket()
+    app = create_app(gateway_config(tmp_path, public, admin), queue=queue, run_worker=True)
+    admin_url = f"http://127.0.0.1:{admin.getsockname()[1]}"
+    with served(app, [public, admin]) as public_url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             context = browser.new_context(viewport={"width": 1440, "height": 1100})
             page = context.new_page()
-            check_refused_then_logged_in(page, base_url)
-            send_hits(base_url)
+            # Hits come in on the public listener; the page is on the admin one.
+            assert httpx.get(f"{public_url}/debug").status_code == 404
+            check_refused_then_logged_in(page, admin_url)
+            send_hits(public_url)
             check_live_hits(page)
             check_panels(page, replayable)
             check_filters(page)
             check_backing_off(page, app)
-            check_ga4_outage(page, base_url)
+            check_ga4_outage(page, public_url, admin_url)
             context.close()
         finally:
             browser.close()

@@ -91,14 +91,19 @@ def test_raw_email_and_phone_never_reach_the_views() -> None:
     }
 
     async def scenario() -> list[dict[str, Any]]:
-        async with running(config_of()) as gateway:
+        environ = {
+            "GATEWAY_INGEST_TOKEN": "ingest-token-value",
+            "GATEWAY_MP_API_SECRETS": "G-1=mp-secret-value",
+        }
+        async with running(config_of(environ)) as gateway:
             assert (await gateway.client.get(f"/g/collect?{query}")).status_code == 204
-            answer = await gateway.client.post("/events", json=events_body)
+            bearer = {"Authorization": "Bearer ingest-token-value"}
+            answer = await gateway.client.post("/events", json=events_body, headers=bearer)
             assert answer.status_code == 200
             mp = {"client_id": "1.2", "events": [{"name": "login", "params": {"email": EMAIL}}]}
             mp_url = "/mp/collect?measurement_id=G-1&api_secret=mp-secret-value"
             assert (await gateway.client.post(mp_url, json=mp)).status_code == 200
-            listed = await gateway.client.get("/debug/api/hits", headers={"x": "y"})
+            listed = await gateway.admin.get("/debug/api/hits", headers={"x": "y"})
             assert listed.status_code == 403  # the harness peer is not loopback
             return gateway.runtime.debug.hits()
 

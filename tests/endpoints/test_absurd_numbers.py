@@ -19,7 +19,8 @@ TOKEN = "ingest-token-for-numbers"
 @pytest.mark.parametrize("huge", HUGE)
 def test_huge_numbers_on_every_endpoint(huge: str) -> None:
     async def scenario() -> list[int]:
-        async with running(config_of({"GATEWAY_INGEST_TOKEN": TOKEN})) as gw:
+        environ = {"GATEWAY_INGEST_TOKEN": TOKEN, "GATEWAY_MP_API_SECRETS": "G-1=mp-secret"}
+        async with running(config_of(environ)) as gw:
             answers = [
                 await gw.client.get(f"/g/collect?{BASE.format(n=1)}&epn.value={huge}"),
                 await gw.client.get(
@@ -34,7 +35,7 @@ def test_huge_numbers_on_every_endpoint(huge: str) -> None:
                     headers={"authorization": f"Bearer {TOKEN}"},
                 ),
                 await gw.client.post(
-                    "/mp/collect?measurement_id=G-1",
+                    "/mp/collect?measurement_id=G-1&api_secret=mp-secret",
                     content=json.dumps(
                         {
                             "client_id": "1.2",

@@ -38,9 +38,10 @@ def mp(
     api_secret: str | None = None,
     secrets: Mapping[str, str] | None = None,
 ) -> ParsedInput:
+    """``secrets=None``: not checked (the tests of the body's parsing)."""
     body = document if isinstance(document, bytes) else json.dumps(document).encode()
     return parse_mp(
-        body, ctx, measurement_id=measurement_id, api_secret=api_secret, secrets=secrets or {}
+        body, ctx, measurement_id=measurement_id, api_secret=api_secret, secrets=secrets
     )
 
 
@@ -150,8 +151,11 @@ def test_secret_checked_before_the_body_is_read() -> None:
 
 
 @pytest.mark.parametrize("secrets", [{}, {"G-OTHER": "s3cret"}, {MID: ""}])
-def test_no_secret_configured_for_the_id_accepts_any(secrets: dict[str, str]) -> None:
-    assert len(mp(body({"name": "x"}), api_secret="anything", secrets=secrets).events) == 1
+def test_an_id_without_a_configured_secret_is_refused(secrets: dict[str, str]) -> None:
+    with pytest.raises(AuthError) as info:
+        mp(body({"name": "x"}), api_secret="anything", secrets=secrets)
+    assert (info.value.status, info.value.reason) == (403, "measurement_id_not_enabled")
+    assert "GATEWAY_MP_API_SECRETS" in str(info.value)
 
 
 @pytest.mark.parametrize("measurement_id", [None, "", "  "])

@@ -40,11 +40,16 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 2
 
 
 def start(args: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """The CLI with ``args`` and ``env`` (none of this process's TIKTOK_/GATEWAY_ settings). A
+    ``serve`` gets a free admin port unless ``env`` names one: the default, the public port + 1,
+    may be another test process's port."""
     environment = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("TIKTOK_", "GATEWAY_"))
     }
+    if args[:1] == ["serve"]:
+        environment["GATEWAY_ADMIN_PORT"] = str(free_port())
     environment.update(env)
     with log.open("ab") as handle:  # the child keeps its own copy of the descriptor
         return subprocess.Popen([*CLI, *args], env=environment, stdout=handle, stderr=handle)
@@ -125,6 +130,7 @@ class Pair:
     gateway_url: str
     sandbox_url: str
     gateway: subprocess.Popen[bytes]
+    admin_url: str  # the gateway's admin listener
 
 
 @contextmanager
@@ -134,7 +140,7 @@ def gateway_with_sandbox(
     """The standalone sandbox (``sandbox_args`` added to its command) and a gateway delivering
     to it (``delivering_to``, plus ``extra`` settings), both up; killed on the way out if they
     are still running."""
-    sandbox_port, gateway_port = free_port(), free_port()
+    sandbox_port, gateway_port, admin_port = free_port(), free_port(), free_port()
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
     gateway_url = f"http://127.0.0.1:{gateway_port}"
     log = tmp_path / "processes.log"
@@ -144,9 +150,10 @@ def gateway_with_sandbox(
         wait_until_up(f"{sandbox_url}/sandbox/", processes[0])
         env = delivering_to(sandbox_url, token, pixel) | extra
         env |= {"GATEWAY_PORT": str(gateway_port), "GATEWAY_DATA_DIR": str(tmp_path / "data")}
+        env |= {"GATEWAY_ADMIN_PORT": str(admin_port)}
         processes.append(start(["serve"], env, log))
         wait_until_up(f"{gateway_url}/healthz", processes[1])
-        yield Pair(gateway_url, sandbox_url, processes[1])
+        yield Pair(gateway_url, sandbox_url, processes[1], f"http://127.0.0.1:{admin_port}")
     finally:
         for process in processes:
             if process.poll() is None:

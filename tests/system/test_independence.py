@@ -45,10 +45,11 @@ def test_an_outage_of_one_destination_never_delays_the_other(tmp_path: Path) -> 
             headers = dict(hits["hits"][0]["headers"])
             assert set(headers) == {"host", "content-length", "user-agent"}
             assert headers["user-agent"].startswith("python-httpx/")
-            # /readyz names the destination backing off, and stays ready.
-            ready = client.get("/readyz")
+            # /readyz names the destination backing off (on the admin listener), and stays ready.
+            ready = httpx.get(f"{pair.admin_url}/readyz")
             assert ready.status_code == 200
             assert "default" in ready.json()["backing_off"]
+            assert client.get("/readyz").json() == {"status": "ready"}
 
             # 2. Google down, TikTok back: every TikTok event arrives, no new GA4 hit does.
             assert httpx.post(f"{sandbox_url}/sandbox/ga4/outage").status_code == 200
@@ -58,7 +59,7 @@ def test_an_outage_of_one_destination_never_delays_the_other(tmp_path: Path) -> 
                 assert client.get(f"/g/collect?{purchase_hit(index)}").status_code == 204
             assert missing_event_ids(sandbox_url, first | second, timeout=PROMPT) == set()
             assert forwarded_orders(sandbox_url) == first
-            assert "ga4" in client.get("/readyz").json()["backing_off"]
+            assert "ga4" in httpx.get(f"{pair.admin_url}/readyz").json()["backing_off"]
 
             # 3. Google back: the forwards it missed arrive, once the back-off probes again.
             assert httpx.delete(f"{sandbox_url}/sandbox/ga4/outage").status_code == 200

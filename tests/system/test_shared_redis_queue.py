@@ -42,7 +42,10 @@ def test_the_survivor_delivers_what_both_accepted(tmp_path: Path, queue_url: str
     log = tmp_path / "processes.log"
     sandbox = start_sandbox(sandbox_port, TOKEN, log)
     env = delivering_to(sandbox_url, TOKEN, "CSHARED") | {"GATEWAY_QUEUE_URL": queue_url}
-    gateways = [start(["serve"], env | {"GATEWAY_PORT": str(port)}, log) for port in ports]
+    admin_port = free_port()
+    gateways = [start(["serve"], env | {"GATEWAY_PORT": str(port)}, log) for port in ports[:1]]
+    second = {"GATEWAY_PORT": str(ports[1]), "GATEWAY_ADMIN_PORT": str(admin_port)}
+    gateways.append(start(["serve"], env | second, log))
     try:
         for port, gateway in zip(ports, gateways, strict=True):
             wait_until_up(f"http://127.0.0.1:{port}/healthz", gateway)
@@ -56,7 +59,7 @@ def test_the_survivor_delivers_what_both_accepted(tmp_path: Path, queue_url: str
 
         lost = missing_event_ids(sandbox_url, {f"order-{index}" for index in range(N)})
         assert lost == set(), f"lost: {sorted(lost)}; log: {log.read_text()}"
-        ready = httpx.get(f"http://127.0.0.1:{ports[1]}/readyz").json()
+        ready = httpx.get(f"http://127.0.0.1:{admin_port}/readyz").json()
         assert ready["queue"]["depth"] == 0
         assert stop(gateways[1]) in (0, -signal.SIGTERM)
     finally:

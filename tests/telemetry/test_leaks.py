@@ -22,13 +22,13 @@ from urllib.parse import quote, unquote_plus
 
 import httpx
 import pytest
-from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Message
 
 from tests.fakes import FakeClock
 from tests.harness import running
 from tests.telemetry.helpers import run
+from tiktok_gateway.app import Listeners
 from tiktok_gateway.config import load_config
 from tiktok_gateway.queue.base import NewItem
 
@@ -176,7 +176,7 @@ async def send_everything(client: httpx.AsyncClient, seen: Seen) -> None:
 
 
 async def asgi_get(
-    app: Starlette, path: str, headers: dict[str, str], seconds: float
+    app: Listeners, path: str, headers: dict[str, str], seconds: float
 ) -> tuple[int, str, str]:
     """GET through the ASGI interface, reading at most ``seconds`` (streams never end)."""
     path, _, query = path.partition("?")
@@ -190,10 +190,10 @@ async def asgi_get(
         "raw_path": path.encode(),
         "root_path": "",
         "query_string": query.encode(),
-        "headers": [(b"host", b"shop.example.com")]
+        "headers": [(b"host", b"127.0.0.1:8081")]
         + [(k.lower().encode(), v.encode()) for k, v in headers.items()],
         "client": ("127.0.0.1", 40000),
-        "server": ("shop.example.com", 443),
+        "server": ("127.0.0.1", 8081),  # the admin listener
     }
     status, head, chunks = 0, list[str](), list[bytes]()
     requested, gone = False, asyncio.Event()
@@ -236,10 +236,10 @@ def operator_paths(routes: list[BaseRoute], prefix: str = "") -> Iterator[str]:
                 yield path
 
 
-async def visit_operator_pages(app: Starlette, client: httpx.AsyncClient, seen: Seen) -> int:
+async def visit_operator_pages(app: Listeners, client: httpx.AsyncClient, seen: Seen) -> int:
     """Every /debug and /admin GET route, with the admin token, a wrong one and none; a hit is
     sent while they are open so live streams have something to show."""
-    paths = sorted(set(operator_paths(list(app.routes))))
+    paths = sorted(set(operator_paths(list(app.admin.routes))))
     variants: list[tuple[str, dict[str, str]]] = [
         ("", {"authorization": f"Bearer {ADMIN_TOKEN}"}),
         (f"?token={ADMIN_TOKEN}", {}),
@@ -290,26 +290,30 @@ def test_no_secret_or_personal_data_leaks(
             await send_everything(client, seen)
             # Delivery: TikTok is down (retries), then back (delivered); one unreadable item.
             operator = {"authorization": f"Bearer {ADMIN_TOKEN}"}  # the sandbox is admin-only
-            seen.answer(await client.post("/sandbox/outage", headers=operator))
+            seen.answer(await gw.admin.post("/sandbox/outage", headers=operator, json={}))
             await worker.drain()
-            seen.answer(await client.delete("/sandbox/outage", headers=operator))
+            seen.answer(await gw.admin.delete("/sandbox/outage", headers=operator))
             clock.now += 3600
             await gw.queue.put([NewItem("open", b"{not json")])
             await worker.drain()
             pages = ("/metrics", "/readyz", "/healthz", "/sandbox/events", "/sandbox/ga4/hits")
             for path in (*pages, "/sandbox/"):
-                answer = await client.get(path, headers=operator)
+                answer = await gw.admin.get(path, headers=operator)
                 assert seen.answer(answer).status_code == 200, path
-            listing = (await client.get("/sandbox/events", headers=operator)).json()
+            # The public listener has none of them (its /readyz says ready, no more).
+            for path in pages:
+                public = seen.answer(await client.get(path, headers=operator))
+                assert public.status_code == (200 if path in ("/healthz", "/readyz") else 404)
+            listing = (await gw.admin.get("/sandbox/events", headers=operator)).json()
             pixels = {event["pixel_code"] for event in listing["events"]}
             assert pixels == {"CSECURE", "COPEN"}, "both tags delivered"
             assert await visit_operator_pages(gw.app, client, seen) >= 5
             admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}
             for headers in (admin, {"authorization": f"Bearer {INGEST_TOKEN}"}, {}):
                 replay = "/admin/dead-letters/replay"
-                seen.answer(await client.post(replay, headers=headers, json={"all": True}))
+                seen.answer(await gw.admin.post(replay, headers=headers, json={"all": True}))
             await worker.drain()
-            seen.answer(await client.get("/metrics"))
+            seen.answer(await gw.admin.get("/metrics"))
 
     run(scenario())
     lines = log_stream.getvalue().splitlines()

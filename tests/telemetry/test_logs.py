@@ -92,7 +92,7 @@ def test_failed_deliveries_are_warnings_with_tiktoks_words(log_stream: io.String
     async def scenario() -> None:
         async with running(peer="127.0.0.1") as gw:  # the mounted sandbox is loopback-only
             await gw.client.get(f"/g/collect?{HIT}")
-            await gw.client.post("/sandbox/outage")
+            await gw.admin.post("/sandbox/outage", json={})
             assert gw.runtime.worker is not None
             await gw.runtime.worker.drain()
 

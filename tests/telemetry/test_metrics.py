@@ -19,6 +19,9 @@ DENIED = HIT + "&gcs=G100"  # ad_storage denied: the default "respect" policy dr
 LEAVE = HIT.replace("en=page_view", "en=user_engagement")  # no trigger fires on it
 BATCH = "en=page_view\r\nfoo=bar\r\nen=scroll\r\n"  # the middle line has no event name
 
+# /metrics is on the admin listener, which answers loopback peers when no token is set.
+LOOPBACK = "127.0.0.1"
+
 
 def test_every_telemetry_has_its_own_registry() -> None:
     first, second = Telemetry(), Telemetry()
@@ -35,11 +38,11 @@ def test_every_telemetry_has_its_own_registry() -> None:
 
 def test_metrics_answer_in_the_prometheus_format_with_zero_series() -> None:
     async def scenario() -> None:
-        async with running() as gw:
-            answer = await gw.client.get("/metrics")
+        async with running(peer=LOOPBACK) as gw:
+            answer = await gw.admin.get("/metrics")
             assert answer.status_code == 200
             assert answer.headers["content-type"].startswith("text/plain; version=")
-            metrics = await scrape(gw.client)
+            metrics = await scrape(gw.admin)
             assert metrics("gateway_hits_total", source="ga4", outcome="accepted") == 0
             assert metrics("gateway_events_dropped_total", reason="unrouted") == 0
             assert metrics("gateway_items_queued_total", kind="tiktok", destination="default") == 0
@@ -56,11 +59,11 @@ def test_hit_counters_and_queue_gauges_move_as_hits_flow() -> None:
     environ = {"GATEWAY_INGEST_TOKEN": "ingest-secret", "GATEWAY_MAX_BODY_BYTES": "1000"}
 
     async def scenario() -> None:
-        async with running(config_of(environ)) as gw:
+        async with running(config_of(environ), peer=LOOPBACK) as gw:
             client = gw.client
             assert (await client.get(f"/g/collect?{HIT}")).status_code == 204
             assert (await client.get(f"/g/collect?{HIT}")).status_code == 204
-            metrics = await scrape(client)
+            metrics = await scrape(gw.admin)
             assert metrics("gateway_hits_total", source="ga4", outcome="accepted") == 2
             assert metrics("gateway_events_received_total", source="ga4") == 2
             assert metrics("gateway_items_queued_total", kind="tiktok", destination="default") == 2
@@ -76,7 +79,7 @@ def test_hit_counters_and_queue_gauges_move_as_hits_flow() -> None:
             assert (await client.post("/events", json={"event_name": "x"})).status_code == 401
             too_large = await client.post(f"/g/collect?{HIT}", content=b"en=x&" + b"a" * 2000)
             assert too_large.status_code == 413
-            metrics = await scrape(client)
+            metrics = await scrape(gw.admin)
             assert metrics("gateway_hits_total", source="ga4", outcome="accepted") == 4
             assert metrics("gateway_hits_total", source="ga4", outcome="partial") == 1
             assert metrics("gateway_hits_total", source="ga4", outcome="invalid") == 1
@@ -107,12 +110,12 @@ def test_hit_counters_and_queue_gauges_move_as_hits_flow() -> None:
 
 def test_delivery_counters_after_a_drain() -> None:
     async def scenario() -> None:
-        async with running() as gw:
+        async with running(peer=LOOPBACK) as gw:
             for _ in range(3):
                 await gw.client.get(f"/g/collect?{HIT}")
             assert gw.runtime.worker is not None
             await gw.runtime.worker.drain()
-            metrics = await scrape(gw.client)
+            metrics = await scrape(gw.admin)
             assert (
                 metrics(
                     "gateway_delivery_events_total",
@@ -147,12 +150,12 @@ def test_delivery_counters_after_a_drain() -> None:
 
 def test_server_errors_count_as_retries_of_class_server() -> None:
     async def scenario() -> None:
-        async with running(peer="127.0.0.1") as gw:  # the mounted sandbox is loopback-only
+        async with running(peer=LOOPBACK) as gw:  # the mounted sandbox is loopback-only
             await gw.client.get(f"/g/collect?{HIT}")
-            assert (await gw.client.post("/sandbox/outage")).status_code == 200
+            assert (await gw.admin.post("/sandbox/outage", json={})).status_code == 200
             assert gw.runtime.worker is not None
             await gw.runtime.worker.drain()
-            metrics = await scrape(gw.client)
+            metrics = await scrape(gw.admin)
             assert (
                 metrics(
                     "gateway_delivery_events_total",
@@ -187,11 +190,11 @@ def test_server_errors_count_as_retries_of_class_server() -> None:
 
 def test_dead_letters_gauge_and_unreadable_items() -> None:
     async def scenario() -> None:
-        async with running() as gw:
+        async with running(peer=LOOPBACK) as gw:
             await gw.queue.put([NewItem("default", b"{not json")])
             assert gw.runtime.worker is not None
             await gw.runtime.worker.drain()
-            metrics = await scrape(gw.client)
+            metrics = await scrape(gw.admin)
             assert metrics("gateway_dead_letters") == 1
             assert metrics("gateway_queue_depth") == 0
             outcome = "invalid_payload"
@@ -212,15 +215,15 @@ def test_dead_letters_gauge_and_unreadable_items() -> None:
 
 def test_paused_and_backing_off_tags_show_at_scrape_time() -> None:
     async def scenario() -> None:
-        async with running() as gw:
+        async with running(peer=LOOPBACK) as gw:
             worker = gw.runtime.worker
             assert worker is not None
             hold = worker.lanes["default"].hold
             hold.pause = PauseState("token_invalid", 40105, "bad token", 0.0, 1e12)
-            metrics = await scrape(gw.client)
+            metrics = await scrape(gw.admin)
             assert metrics("gateway_destination_paused", kind="tiktok", destination="default") == 1
             hold.pause = None
-            assert (await scrape(gw.client))(
+            assert (await scrape(gw.admin))(
                 "gateway_destination_paused", kind="tiktok", destination="default"
             ) == 0
             assert (
@@ -228,7 +231,7 @@ def test_paused_and_backing_off_tags_show_at_scrape_time() -> None:
                 == 0
             )
             hold.backoff = BackoffState("server_error", 3, 0.0, 1e12)
-            assert (await scrape(gw.client))(
+            assert (await scrape(gw.admin))(
                 "gateway_destination_backing_off", kind="tiktok", destination="default"
             ) == 1
 

@@ -12,8 +12,8 @@
   ``path``, ``params``, ...). A payload no kind can read gives ``payload_error``.
 - ``POST /admin/dead-letters/replay`` with ``{"ids": ["...", ...]}`` (1..1000 ids) or
   ``{"all": true}``: moves them back into the queue (attempts reset) and answers
-  ``{"replayed": n}``; ids that are no dead letter are skipped. A request admitted by the
-  session cookie must send ``Content-Type: application/json`` (no cross-site form can).
+  ``{"replayed": n}``; ids that are no dead letter are skipped. Like every state change on the
+  admin listener it must come as ``Content-Type: application/json`` (``admin.auth``).
 
 Errors: 400 ``bad_request`` (bad limit or body), 503 ``queue_unavailable`` (storage failure),
 plus the refusals of ``admin.auth``.
@@ -158,9 +158,6 @@ def replay_ids(body: object) -> list[str] | str | None:
 
 async def replay(request: Request, grant: Grant) -> Response:
     """``POST /admin/dead-letters/replay``."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if grant.via == "cookie" and content_type != "application/json":
-        return error_response(400, "bad_request", "send Content-Type: application/json")
     try:
         body = wire_json.loads(await read_body(request, MAX_BODY))
     except BodyTooLarge:

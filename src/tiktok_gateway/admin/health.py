@@ -1,4 +1,10 @@
-"""``/healthz`` (the process answers) and ``/readyz`` (it can take and deliver hits)."""
+"""``/healthz`` (the process answers) and ``/readyz`` (it can take and deliver hits).
+
+The public listener's ``/readyz`` (``ready_status``) says only ``{"status": "ready"}`` or 503
+``{"status": "unready"}``: a load balancer needs no more, and the internet gets no look at the
+queue or the destinations. The admin listener's (``readyz``, behind ``admin.auth``) gives the
+reasons, the queue's numbers and the destinations backing off.
+"""
 
 from __future__ import annotations
 
@@ -16,13 +22,28 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-async def readyz(request: Request) -> JSONResponse:
-    """200 when the queue answers and no tag is paused; else 503 with the reasons.
+async def ready_status(request: Request) -> JSONResponse:
+    """The public ``/readyz``: the status alone, 200 or 503 as ``readyz`` decides."""
+    answer = await _readiness(request)
+    return JSONResponse({"status": answer["status"]}, status_code=answer["code"])
 
-    A paused tag (TikTok refused its token or pixel permission) is a configuration problem the
-    operator must fix; its events stay queued meanwhile. A tag backing off (TikTok or the
-    network failing its requests) is not this process's problem: it stays ready, so a load
-    balancer keeps sending hits, and the body lists the tag under ``backing_off``.
+
+async def readyz(request: Request) -> JSONResponse:
+    """The admin ``/readyz``: 200 when ready, 503 with the reasons (see ``_readiness``)."""
+    answer = await _readiness(request)
+    code = answer.pop("code")
+    return JSONResponse(answer, status_code=code)
+
+
+async def _readiness(request: Request) -> dict[str, Any]:
+    """Ready when the queue answers, can be written (the last put went through) and the
+    delivery worker reaches it, and no destination is paused; else the reasons. Each recovers by
+    itself (a put that goes through again, the worker's next successful call).
+
+    A paused destination (TikTok refused a tag's token or pixel permission) is a configuration
+    problem the operator must fix; its items stay queued meanwhile. A destination backing off (it
+    or the network failing its requests) is not this process's problem: it stays ready, so a load
+    balancer keeps sending hits, and the body lists it under ``backing_off``.
     """
     runtime = runtime_of(request)
     problems: list[str] = []
@@ -35,9 +56,14 @@ async def readyz(request: Request) -> JSONResponse:
         problems.append(f"queue unavailable: {exc}")
     except Exception as exc:  # any storage failure means "not ready", never a 500
         problems.append(f"queue unavailable: {type(exc).__name__}")
+    if runtime.put_error is not None:
+        problems.append(f"queue cannot be written: {runtime.put_error}")
     if runtime.worker is not None:
-        for tag, state in runtime.worker.paused.items():
-            problems.append(f"tag {tag} paused: TikTok code {state.code}: {state.message}")
+        if runtime.worker.health.failing:
+            problems.append("the delivery worker cannot reach the queue")
+        for name, state in runtime.worker.paused.items():
+            code = f"code {state.code}: " if state.code is not None else ""
+            problems.append(f"destination {name} paused: {code}{state.message}")
         backing_off = runtime.worker.backing_off.items()
         if backing_off:
             body["backing_off"] = {
@@ -46,4 +72,5 @@ async def readyz(request: Request) -> JSONResponse:
             }
     body["status"] = "unready" if problems else "ready"
     body["problems"] = problems
-    return JSONResponse(body, status_code=503 if problems else 200)
+    body["code"] = 503 if problems else 200
+    return body

@@ -11,9 +11,8 @@ from urllib.parse import quote
 
 import click
 import uvicorn
-from starlette.applications import Starlette
 
-from tiktok_gateway.app import create_app
+from tiktok_gateway.app import Listeners, create_app
 from tiktok_gateway.cli.common import CONFIG_OPTION, config_or_fail, fail, probe_queue
 from tiktok_gateway.config import Config
 from tiktok_gateway.queue.factory import redacted_url
@@ -35,14 +34,24 @@ SAMPLE_HIT = (
 )
 
 
-def _describe(config: Config, host: str, port: int) -> str:
-    base = f"http://{host}:{port}"
-    queue = redacted_url(config.gateway.resolved_queue_url)
-    lines = [f"tiktok-gateway on {base} (queue: {queue})"]
-    lines.append("Send a sample GA4 purchase hit:")
-    lines.append(f"  curl -i '{base}/g/collect?{SAMPLE_HIT}'")
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _describe(config: Config) -> str:
+    gateway = config.gateway
+    public = _url(gateway.host, gateway.port)
+    admin = _url(gateway.admin_host, gateway.resolved_admin_port)
+    queue = redacted_url(gateway.resolved_queue_url)
+    lines = [
+        f"tiktok-gateway on {public} (public: /g/collect, /mp/collect, /events; queue: {queue})",
+        f"  admin on {admin} (/debug, /admin, /metrics, /sandbox; not for the internet)",
+        "Send a sample GA4 purchase hit:",
+        f"  curl -i '{public}/g/collect?{SAMPLE_HIT}'",
+        f"Watch it: {admin}/debug",
+    ]
     for kind in KINDS:
-        lines.extend(kind.startup(config, base))
+        lines.extend(kind.startup(config, admin))
     return "\n".join(lines)
 
 
@@ -56,7 +65,7 @@ class _GatewayServer(uvicorn.Server):
     in process after 20,000 hits: 80,000 -> 4,000 tracked objects, 32-35 -> 0.4 ms a full
     collection)."""
 
-    def __init__(self, config: uvicorn.Config, app: Starlette) -> None:
+    def __init__(self, config: uvicorn.Config, app: Listeners) -> None:
         super().__init__(config)
         self._app = app
 
@@ -73,8 +82,12 @@ class _GatewayServer(uvicorn.Server):
 
 
 @click.command("serve")
-@click.option("--host", help="Address to listen on [GATEWAY_HOST, default 127.0.0.1].")
-@click.option("--port", type=int, help="Port to listen on [GATEWAY_PORT, default 8080].")
+@click.option("--host", help="Public address [GATEWAY_HOST, default 127.0.0.1].")
+@click.option("--port", type=int, help="Public port [GATEWAY_PORT, default 8080].")
+@click.option("--admin-host", help="Admin address [GATEWAY_ADMIN_HOST, default 127.0.0.1].")
+@click.option(
+    "--admin-port", type=int, help="Admin port [GATEWAY_ADMIN_PORT, default the public port + 1]."
+)
 @click.option(
     "--data-dir",
     type=click.Path(path_type=Path),
@@ -82,21 +95,32 @@ class _GatewayServer(uvicorn.Server):
 )
 @CONFIG_OPTION
 def serve_command(
-    host: str | None, port: int | None, data_dir: Path | None, config_path: Path | None
+    host: str | None,
+    port: int | None,
+    admin_host: str | None,
+    admin_port: int | None,
+    data_dir: Path | None,
+    config_path: Path | None,
 ) -> None:
     """Run the gateway: accept hits, queue them durably, deliver them to TikTok and forward
     the GA4 hits to Google Analytics.
 
+    Two listeners: the public one (--host/--port) takes hits: /g/collect, /mp/collect, /events,
+    /healthz, /readyz; the admin one (--admin-host/--admin-port, loopback by default) serves the
+    operator: /debug, /admin, /metrics, /sandbox. Off loopback it needs GATEWAY_ADMIN_TOKEN.
+
     Without TIKTOK_ACCESS_TOKEN the TikTok events go to the built-in sandbox (listed at
-    /sandbox/events); with GATEWAY_GA4_ENDPOINT=sandbox the GA4 hits do too (listed at
-    /sandbox/ga4/hits), so everything works offline. GATEWAY_GA4_FORWARD=false keeps GA4 hits
-    from Google.
+    /sandbox/events on the admin listener); with GATEWAY_GA4_ENDPOINT=sandbox the GA4 hits do
+    too (/sandbox/ga4/hits), so everything works offline. GATEWAY_GA4_FORWARD=false keeps GA4
+    hits from Google.
     """
     overrides = {
         name: str(value)
         for name, value in (
             ("GATEWAY_HOST", host),
             ("GATEWAY_PORT", port),
+            ("GATEWAY_ADMIN_HOST", admin_host),
+            ("GATEWAY_ADMIN_PORT", admin_port),
             ("GATEWAY_DATA_DIR", data_dir),
         )
         if value is not None
@@ -112,7 +136,7 @@ def serve_command(
     reachable, lines = asyncio.run(probe_queue(gateway.resolved_queue_url))
     if not reachable:
         fail(lines[0], code=1)
-    click.echo(_describe(config, gateway.host, gateway.port), err=True)
+    click.echo(_describe(config), err=True)
     app = create_app(config)
     server = _GatewayServer(
         uvicorn.Config(
@@ -130,7 +154,15 @@ def serve_command(
         ),
         app,
     )
-    server.run()
+    # Both listeners on one server: Listeners tells them apart by the socket a request came in on.
+    sockets = [
+        uvicorn.Config(app, host=host, port=port).bind_socket()
+        for host, port in (
+            (gateway.host, gateway.port),
+            (gateway.admin_host, gateway.resolved_admin_port),
+        )
+    ]
+    server.run(sockets=sockets)
 
 
 @click.command("sandbox")

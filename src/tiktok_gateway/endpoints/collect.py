@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from tiktok_gateway.endpoints.access import bearer_matches, runtime_of
@@ -146,6 +146,9 @@ async def _ingest(
     except BodyTooLarge:
         answer = error_response(413, "body_too_large", f"limit is {limit} bytes")
         return exchange, exchange.finish(answer, "too_large", "body_too_large")
+    except ClientDisconnect:  # gone mid-body: nothing to queue, nobody to answer, no error
+        answer = error_response(400, "client_disconnected", "the body did not arrive")
+        return exchange, exchange.finish(answer, "invalid", "client_disconnected")
     except AuthError as exc:
         answer = error_response(exc.status, exc.reason, exc.detail)
         return exchange, exchange.finish(answer, "unauthorized", exc.reason)
@@ -157,9 +160,11 @@ async def _ingest(
     )
     try:
         result = exchange.result = await runtime.ingest.accept(arrival, exchange.parsed.events)
-    except QueueUnavailable:  # nothing was queued: the sender may try again
+    except QueueUnavailable as error:  # nothing was queued: the sender may try again
+        runtime.put_error = str(error)
         answer = error_response(503, "queue_unavailable", "the queue cannot be reached; retry")
         return exchange, exchange.finish(answer, "unavailable", "queue_unavailable")
+    runtime.put_error = None
     if exchange.parsed.errors:
         answer = error_response(
             400, "invalid_events", _line_errors(exchange.parsed), **_summary(result)
@@ -189,7 +194,13 @@ def _parse_mp(request: Request, body: bytes, ctx: RequestContext, rt: Runtime) -
 
 def _parse_events(request: Request, body: bytes, ctx: RequestContext, rt: Runtime) -> ParsedInput:
     token = rt.config.gateway.ingest_token
-    if token is not None and not bearer_matches(request, token.get_secret_value()):
+    if token is None:  # a server-to-server endpoint needs credentials (SPEC 13)
+        raise AuthError(
+            "events_not_enabled",
+            "set GATEWAY_INGEST_TOKEN to accept /events (the bearer token your servers send)",
+            status=403,
+        )
+    if not bearer_matches(request, token.get_secret_value()):
         raise AuthError("unauthorized", "send Authorization: Bearer <ingest token>", status=401)
     return parse_events(body, ctx)
 

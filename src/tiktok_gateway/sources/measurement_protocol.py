@@ -36,15 +36,28 @@ _INTEGER = re.compile(r"[+-]?[0-9]+")
 _MAX_MICROS = 253_402_300_799 * 1_000_000
 
 
-def _check_secret(measurement_id: str, api_secret: str | None, secrets: Mapping[str, str]) -> None:
-    """Raise ``AuthError`` (403) when a secret is configured for the id and ``api_secret`` differs.
+SECRETS_VARIABLE = "GATEWAY_MP_API_SECRETS"
 
-    An id without a configured secret (or with an empty one) accepts any ``api_secret``, unlike
-    GA4, which always requires one: the operator chose not to protect that id.
+
+def _check_secret(
+    measurement_id: str, api_secret: str | None, secrets: Mapping[str, str] | None
+) -> None:
+    """Raise ``AuthError`` (403) unless ``api_secret`` is the secret configured for the id.
+
+    Like GA4, which always requires one, a measurement id without a configured secret is
+    refused (``measurement_id_not_enabled``, naming the variable: SPEC 13). ``secrets=None``
+    checks nothing (``inspect``, which sends nothing).
     """
+    if secrets is None:
+        return
     expected = secrets.get(measurement_id)
     if not expected:
-        return
+        raise AuthError(
+            "measurement_id_not_enabled",
+            f"no api_secret is configured for this measurement_id: set {SECRETS_VARIABLE}"
+            " (G-XXXXXXX=secret,...) to accept it on /mp/collect",
+            status=403,
+        )
     # Bytes, not str: compare_digest refuses non-ASCII str, and a client chooses api_secret.
     given = (api_secret or "").encode("utf-8", "surrogatepass")
     if not hmac.compare_digest(given, expected.encode("utf-8", "surrogatepass")):
@@ -159,13 +172,14 @@ def parse_mp(
     *,
     measurement_id: str | None,
     api_secret: str | None,
-    secrets: Mapping[str, str],
+    secrets: Mapping[str, str] | None,
 ) -> ParsedInput:
     """Parse a Measurement Protocol request into event data, one per usable event.
 
     Whole-request errors (raised, in this order): ``ParseError("missing_measurement_id")``;
-    ``AuthError("invalid_api_secret", status=403)`` when ``secrets[measurement_id]`` is set and
-    ``api_secret`` differs (checked before the body is read); ``ParseError`` ``invalid_json`` (not a
+    ``AuthError("measurement_id_not_enabled", status=403)`` when ``secrets`` has no secret for the
+    id, ``AuthError("invalid_api_secret", status=403)`` when ``api_secret`` is not it (checked
+    before the body is read; ``secrets=None``: not checked); ``ParseError`` ``invalid_json`` (not a
     UTF-8 JSON object), ``missing_client_id``/``invalid_client_id``, ``invalid_timestamp`` (the
     request's ``timestamp_micros``), ``invalid_events`` (``events`` not a list),
     ``too_many_events`` (more than 25).

@@ -216,6 +216,26 @@ def client_ip(
     return None
 
 
+def forwarded_proto(
+    peer: str | None, headers: Mapping[str, str], trusted: Sequence[Network]
+) -> str | None:
+    """The scheme the client used, as a trusted proxy reports it (``X-Forwarded-Proto``, else
+    the ``proto=`` of ``Forwarded``), lower-cased; ``None`` when the peer is not a trusted proxy
+    or says nothing. ``headers`` has lower-case names."""
+    address = parse_address(peer) if peer is not None else None
+    if address is None or not _is_trusted(address, trusted):
+        return None
+    proto = headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    if proto:
+        return proto
+    for element in headers.get("forwarded", "").split(",")[:1]:
+        for pair in element.split(";"):
+            name, _, value = pair.strip().partition("=")
+            if name.strip().lower() == "proto":
+                return _unquote(value.strip()).lower() or None
+    return None
+
+
 def parse_cookie_header(value: str) -> dict[str, str]:
     """Parse a ``Cookie`` header tolerantly; never raises.
 
@@ -238,6 +258,10 @@ def parse_cookie_header(value: str) -> dict[str, str]:
     return cookies
 
 
+# Browsers' user agents run to a few hundred characters (in-app browsers the longest).
+MAX_USER_AGENT = 1024
+
+
 def build_context(
     *,
     received_at: float,
@@ -249,10 +273,12 @@ def build_context(
 ) -> RequestContext:
     """Resolve the request's facts once, for every event of the request.
 
-    A blank user agent becomes ``None``. All cookies are kept here; ``RequestContext.apply`` copies
-    only the ones tags read into event data.
+    A blank user agent becomes ``None``, and so does one longer than ``MAX_USER_AGENT``: no
+    browser sends one, and it would be copied into every event, the queue and /debug. All
+    cookies are kept here; ``RequestContext.apply`` copies only the ones tags read into event
+    data.
     """
-    agent = user_agent.strip() if user_agent else ""
+    agent = user_agent.strip() if user_agent and len(user_agent) <= MAX_USER_AGENT else ""
     return RequestContext(
         received_at=received_at,
         user_agent=agent or None,

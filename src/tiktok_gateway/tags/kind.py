@@ -49,7 +49,8 @@ class Kind:
     - ``collector(config)``: its ingest side, ``None`` when it takes nothing from requests.
     - ``uses_sandbox(config)``: whether any of its destinations sends to the built-in sandbox.
     - ``describe(config)``: the lines ``check`` prints about it (never a secret).
-    - ``startup(config, base_url)``: the lines ``serve`` prints at start (where things go).
+    - ``startup(config, admin_url)``: the lines ``serve`` prints at start (where things go, and
+      where the admin listener at ``admin_url`` shows them).
     - ``secrets(config)``: secret values to mask in every log line.
     - ``placement_view(placement)``: a placement as the debug page shows it (redacted).
     - ``item_view(payload)``: a queued payload as dead-letter listings show it (redacted);

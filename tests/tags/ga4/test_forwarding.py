@@ -177,7 +177,9 @@ def test_measurement_protocol_requests_are_forwarded_unchanged() -> None:
         {"client_id": "555.1", "events": [{"name": "purchase", "params": {"value": 9.5}}]}
     ).encode()
     path = "/mp/collect?measurement_id=G-SHOP1&api_secret=sEcReT-123&richsstsse"
-    [hit], [answer], [view] = forward_all([("POST", path, body, BROWSER)])
+    [hit], [answer], [view] = forward_all(
+        [("POST", path, body, BROWSER)], GATEWAY_MP_API_SECRETS="G-SHOP1=sEcReT-123"
+    )
     assert answer.status_code == 200
     assert (hit.path, hit.query) == ("/mp/collect", "measurement_id=G-SHOP1&api_secret=sEcReT-123")
     assert hit.body == body
@@ -189,8 +191,10 @@ def test_measurement_protocol_requests_are_forwarded_unchanged() -> None:
 
 
 def test_events_requests_are_not_forwarded() -> None:
+    headers = {"content-type": "application/json", "authorization": "Bearer ingest-token-1"}
     hits, [answer], [view] = forward_all(
-        [("POST", "/events", b'{"event_name": "purchase"}', {"content-type": "application/json"})]
+        [("POST", "/events", b'{"event_name": "purchase"}', headers)],
+        GATEWAY_INGEST_TOKEN="ingest-token-1",
     )
     assert answer.status_code == 200
     assert hits == []

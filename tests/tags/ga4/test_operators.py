@@ -36,7 +36,7 @@ def test_forwards_are_counted_by_outcome() -> None:
             assert (await gw.client.get(f"/g/collect?{other}")).status_code == 204
             assert gw.runtime.worker is not None
             await gw.runtime.worker.drain()
-            metrics = await scrape(gw.client)
+            metrics = await scrape(gw.admin)
             ga4 = {"kind": "ga4", "destination": "ga4"}
             assert metrics("gateway_items_queued_total", **ga4) == 1
             reason = "measurement_id_not_allowed"
@@ -46,10 +46,10 @@ def test_forwards_are_counted_by_outcome() -> None:
             assert metrics("gateway_delivery_batch_events_sum", kind="ga4") == 1
             assert metrics("gateway_destination_backing_off", **ga4) == 0
             # Google down: the forward is retried, and counted so.
-            assert (await gw.client.post("/sandbox/ga4/outage")).status_code == 200
+            assert (await gw.admin.post("/sandbox/ga4/outage", json={})).status_code == 200
             assert (await gw.client.get(f"/g/collect?{HIT}")).status_code == 204
             await gw.runtime.worker.drain()
-            metrics = await scrape(gw.client)
+            metrics = await scrape(gw.admin)
             assert metrics("gateway_delivery_events_total", **ga4, outcome="retry") == 1
             assert metrics("gateway_delivery_requests_total", **ga4, code_class="server") == 1
 
@@ -122,12 +122,12 @@ def test_check_describes_forwarding() -> None:
 
 
 def test_serve_says_where_ga4_hits_go() -> None:
-    sandbox = _describe(config_of(GA4_SANDBOX), "127.0.0.1", 8080)
+    sandbox = _describe(config_of(GA4_SANDBOX))
     assert "GA4 hits: forwarded to the built-in sandbox, IP mode full" in sandbox
-    assert "curl -s http://127.0.0.1:8080/sandbox/ga4/hits" in sandbox
-    google = _describe(load_config(None, {}), "127.0.0.1", 8080)
+    assert "curl -s http://127.0.0.1:8081/sandbox/ga4/hits" in sandbox  # the admin listener
+    google = _describe(load_config(None, {}))
     assert "GA4 hits: forwarded to Google Analytics" in google
-    off = _describe(config_of(), "127.0.0.1", 8080)
+    off = _describe(config_of())
     assert "GA4 hits: not forwarded to Google (GATEWAY_GA4_FORWARD=false)" in off
 
 
@@ -169,7 +169,7 @@ def test_the_admin_api_lists_ga4_dead_letters_redacted(tmp_path: Path) -> None:
     async def scenario() -> None:
         queue = await SQLiteQueue.open(tmp_path / "queue.db")
         async with running(config_of(environ), queue=queue) as gw:
-            answer = await gw.client.get("/admin/dead-letters", headers=BEARER)
+            answer = await gw.admin.get("/admin/dead-letters", headers=BEARER)
             [letter] = answer.json()["dead_letters"]
             assert (letter["tag"], letter["kind"], letter["event_name"]) == (
                 "ga4",

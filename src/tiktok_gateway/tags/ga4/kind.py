@@ -63,7 +63,7 @@ def describe(config: Config) -> list[str]:
     return lines
 
 
-def startup(config: Config, base_url: str) -> list[str]:
+def startup(config: Config, admin_url: str) -> list[str]:
     """``serve``'s lines: where GA4 hits go, and where to look when that is the sandbox."""
     ga4 = config.ga4
     if not ga4.forward:
@@ -72,7 +72,7 @@ def startup(config: Config, base_url: str) -> list[str]:
     lines = [f"GA4 hits: forwarded to {_where(config)}{ids}, IP mode {ga4.ip_mode}"]
     if ga4.endpoint == SANDBOX:
         lines.append("See what the GA4 sandbox received:")
-        lines.append(f"  curl -s {base_url}{SANDBOX_LISTING}")
+        lines.append(f"  curl -s {admin_url}{SANDBOX_LISTING}")
     return lines
 
 

@@ -20,6 +20,9 @@ from tiktok_gateway.tags.tiktok.settings import TikTokTagSettings
 
 TTCLID_COOKIE = "ttclid"
 TTCLID_MAX_AGE = 30 * 24 * 3600
+# TikTok's click ids are a few hundred characters; a longer value is no click id, and a cookie
+# is no place for it (and the rendered header is cached by value).
+TTCLID_MAX_LENGTH = 512
 
 
 def ttclid_cookie_of(outcomes: Sequence[TagResult]) -> str | None:
@@ -60,5 +63,5 @@ class TikTokCollector:
                 else:
                     items.append(NewItem(*queue_item(outcome)))
             cookie = ttclid_cookie_of(outcomes) or cookie
-        if cookie:
+        if cookie and len(cookie) <= TTCLID_MAX_LENGTH:
             result.cookies.append(Cookie(TTCLID_COOKIE, cookie, TTCLID_MAX_AGE))

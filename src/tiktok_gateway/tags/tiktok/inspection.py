@@ -70,7 +70,7 @@ def _parse(request: InspectInput, ctx: RequestContext) -> ParsedInput:
             ctx,
             measurement_id=params.get("measurement_id", [None])[0],
             api_secret=params.get("api_secret", [None])[0],
-            secrets={},
+            secrets=None,  # inspect sends nothing: no secret to check
         )
     return parse_hit(query, request.body, ctx)
 

@@ -48,13 +48,13 @@ def describe(config: Config) -> list[str]:
     return lines
 
 
-def startup(config: Config, base_url: str) -> list[str]:
+def startup(config: Config, admin_url: str) -> list[str]:
     lines = [
         f"  tag {tag.name}: pixel {tag.pixel_code} -> {target_name(tag)}" for tag in config.tags
     ]
     if uses_sandbox(config):
         lines.append("See what the TikTok sandbox accepted:")
-        lines.append(f"  curl -s {base_url}{SANDBOX_LISTING}")
+        lines.append(f"  curl -s {admin_url}{SANDBOX_LISTING}")
     return lines
 
 
