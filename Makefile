@@ -35,9 +35,10 @@ pure:
 	find src -name '*.so' -delete
 	rm -f $(NATIVE)
 
-# The gateway on 127.0.0.1:8080 with its SQLite queue in ./data; it prints a curl command to try.
-# Offline: TikTok events (no token) and GA4 forwards (GATEWAY_GA4_ENDPOINT=sandbox unless set)
-# go to the built-in sandbox, listed at /sandbox/events and /sandbox/ga4/hits.
+# The gateway on 127.0.0.1:8080 (hits) and 127.0.0.1:8081 (admin: /debug, /metrics, /sandbox) with
+# its SQLite queue in ./data; it prints a curl command to try. Offline: TikTok events (no token) and
+# GA4 forwards (GATEWAY_GA4_ENDPOINT=sandbox unless set) go to the built-in sandbox, listed at
+# /sandbox/events and /sandbox/ga4/hits on the admin listener.
 run: install
 	GATEWAY_GA4_ENDPOINT=$${GATEWAY_GA4_ENDPOINT:-sandbox} $(BIN)/tiktok-gateway serve --host 127.0.0.1 --port 8080 --data-dir ./data
 
