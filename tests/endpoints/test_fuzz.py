@@ -130,7 +130,9 @@ def test_generated_requests_get_only_2xx_3xx_or_4xx() -> None:
         admin: bool, method: str, path: str, query: str, body: bytes, sent_headers: dict[str, str]
     ) -> None:
         client = gateway.admin if admin else gateway.client
-        raw_headers = {name: value.encode("latin-1") for name, value in sent_headers.items()}
+        raw_headers = {
+            name.encode("latin-1"): value.encode("latin-1") for name, value in sent_headers.items()
+        }
         # Only the live streams never end: the event stream of /debug is not fuzzed.
         answer = loop.run_until_complete(
             client.request(method, f"{path}?{query}", content=body, headers=raw_headers)

@@ -50,7 +50,9 @@ def test_clients_gone_mid_body_leave_no_error(tmp_path: Path) -> None:
             mp = "/mp/collect?measurement_id=G-1&api_secret=mp-secret"
             send_part_and_close(port, mp, "", b'{"client_id": "1.', 5000)
         time.sleep(0.5)
-        assert httpx.get(f"http://127.0.0.1:{port}/g/collect?{HIT}").status_code == 204
+        # The query carries personal data: no access log may print it.
+        whole = f"http://127.0.0.1:{port}/g/collect?{HIT}&ep.note=quinn%40access-log.example"
+        assert httpx.get(whole).status_code == 204
         stats = httpx.get(f"http://127.0.0.1:{admin}/readyz").json()
         assert stats["queue"]["depth"] + stats["queue"]["leased"] <= 1  # the one whole hit
     finally:
@@ -58,5 +60,6 @@ def test_clients_gone_mid_body_leave_no_error(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     assert not [line for line in lines if line.get("level") in ("warning", "error", "critical")]
     assert "Traceback" not in log.read_text()
+    assert "quinn%40access-log.example" not in log.read_text()  # no access log prints queries
     gone = [line for line in lines if line.get("error") == "client_disconnected"]
     assert len(gone) >= 20  # counted and logged as what they are (at info)

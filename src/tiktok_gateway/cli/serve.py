@@ -155,8 +155,10 @@ def serve_command(
         app,
     )
     # Both listeners on one server: Listeners tells them apart by the socket a request came in on.
+    # A Config applies its log_config when made: uvicorn's default would add an access log that
+    # prints every query string (page URLs, e-mail addresses), so these bind with logging off.
     sockets = [
-        uvicorn.Config(app, host=host, port=port).bind_socket()
+        uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False).bind_socket()
         for host, port in (
             (gateway.host, gateway.port),
             (gateway.admin_host, gateway.resolved_admin_port),
