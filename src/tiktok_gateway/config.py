@@ -123,6 +123,17 @@ class GatewaySettings(_ExplicitSources):
         default=True, description="Serve /debug (admin token; loopback only when none is set)."
     )
     shutdown_seconds: float = Field(default=10.0, ge=0, description="Deadline to drain on stop.")
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A connection without a complete request head after this long is closed.",
+    )
+    max_connections: int | None = Field(
+        default=None,
+        gt=0,
+        description="Open connections over both listeners; past it 503 at once. Default:"
+        " min(20000, open-file limit - 256).",
+    )
     max_in_flight: int = Field(default=4, ge=1, description="Requests to TikTok at once.")
     request_timeout_seconds: float = Field(default=10.0, gt=0, description="Per TikTok request.")
     lease_seconds: float = Field(

@@ -20,8 +20,14 @@ from pathlib import Path
 import click
 from pydantic import SecretStr
 
-from tiktok_gateway.cli.common import CONFIG_OPTION, config_or_fail, probe_queue
+from tiktok_gateway.cli.common import (
+    CONFIG_OPTION,
+    config_or_fail,
+    connection_limits_or_fail,
+    probe_queue,
+)
 from tiktok_gateway.config import Config
+from tiktok_gateway.endpoints.limits import HEAD_BYTES
 from tiktok_gateway.queue.factory import redacted_url
 from tiktok_gateway.runtime import SANDBOX_ORIGIN, delivery_client, sandbox_for
 from tiktok_gateway.tags.registry import KINDS
@@ -106,8 +112,13 @@ def check_command(config_path: Path | None, send_test: bool, test_event_code: st
          event code for --send-test
     """
     config = config_or_fail(config_path)
+    max_connections = connection_limits_or_fail(config.gateway.max_connections)
     for line in describe_config(config, config_path):
         click.echo(line)
+    click.echo(
+        f"connections: at most {max_connections} open (request heads: {HEAD_BYTES // 1024} KiB"
+        f" within {config.gateway.header_timeout_seconds:g} s)"
+    )
     reachable, lines = asyncio.run(probe_queue(config.gateway.resolved_queue_url))
     for line in lines:
         click.echo(line)

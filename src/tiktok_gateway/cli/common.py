@@ -4,6 +4,7 @@ a Redis queue whether it answers."""
 from __future__ import annotations
 
 import os
+import resource
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,6 +38,41 @@ def config_or_fail(path: Path | None, overrides: Mapping[str, str] | None = None
         return load_config(path, environ)
     except ConfigError as exc:
         fail(f"configuration: {exc}")
+
+
+DEFAULT_MAX_CONNECTIONS = 20_000
+RESERVED_FILES = 256  # descriptors kept for the queue, the logs and outbound requests
+
+
+def raise_open_file_limit() -> int:
+    """Raise this process's soft ``RLIMIT_NOFILE`` to its hard limit (as far as the kernel lets
+    it) and return the soft limit then in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 1_048_576  # Linux: at most nr_open
+    if soft == resource.RLIM_INFINITY or soft >= target:
+        return soft if soft != resource.RLIM_INFINITY else target
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):  # the kernel's own ceiling (nr_open) is lower: keep the soft one
+        return soft
+    return target
+
+
+def connection_limits_or_fail(configured: int | None) -> int:
+    """The cap on open connections: ``configured`` (``GATEWAY_MAX_CONNECTIONS``), else
+    min(20000, the open-file limit - 256). The open-file limit is raised to its hard limit
+    first; a configured cap above what it allows fails (exit 2): the process would run out of
+    descriptors before the cap answered 503."""
+    maximum = max(1, raise_open_file_limit() - RESERVED_FILES)
+    if configured is None:
+        return min(DEFAULT_MAX_CONNECTIONS, maximum)
+    if configured > maximum:
+        fail(
+            f"configuration: GATEWAY_MAX_CONNECTIONS={configured} is above the {maximum}"
+            f" connections this process can hold (open-file limit minus {RESERVED_FILES});"
+            " lower it or raise the limit (ulimit -n)"
+        )
+    return configured
 
 
 async def probe_queue(url: str) -> tuple[bool, list[str]]:

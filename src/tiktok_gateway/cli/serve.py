@@ -13,8 +13,15 @@ import click
 import uvicorn
 
 from tiktok_gateway.app import Listeners, create_app
-from tiktok_gateway.cli.common import CONFIG_OPTION, config_or_fail, fail, probe_queue
+from tiktok_gateway.cli.common import (
+    CONFIG_OPTION,
+    config_or_fail,
+    connection_limits_or_fail,
+    fail,
+    probe_queue,
+)
 from tiktok_gateway.config import Config
+from tiktok_gateway.endpoints.limits import HttpLimits, limited_protocol
 from tiktok_gateway.queue.factory import redacted_url
 from tiktok_gateway.runtime import Runtime
 from tiktok_gateway.sandbox.app import create_sandbox_app
@@ -127,6 +134,10 @@ def serve_command(
     }
     config = config_or_fail(config_path, overrides)
     gateway = config.gateway
+    limits = HttpLimits(
+        max_connections=connection_limits_or_fail(gateway.max_connections),
+        head_timeout_seconds=gateway.header_timeout_seconds,
+    )
     try:  # GATEWAY_LOG_FORMAT=json|console, GATEWAY_LOG_LEVEL: uvicorn's lines take the same form
         configure_from_environment()
     except ValueError as exc:
@@ -144,7 +155,11 @@ def serve_command(
             host=gateway.host,
             port=gateway.port,
             loop="uvloop",
-            http="httptools",
+            # httptools bounded: heads of 16 KiB, a deadline to send them, a connection cap
+            http=limited_protocol(limits),
+            # Client IPs come from GATEWAY_TRUSTED_PROXIES only (the app's own handling):
+            # uvicorn's would take X-Forwarded-For from any peer on 127.0.0.1.
+            proxy_headers=False,
             lifespan="on",
             access_log=False,
             log_config=None,  # configured above; uvicorn's loggers propagate to the root handler
@@ -158,7 +173,9 @@ def serve_command(
     # A Config applies its log_config when made: uvicorn's default would add an access log that
     # prints every query string (page URLs, e-mail addresses), so these bind with logging off.
     sockets = [
-        uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False).bind_socket()
+        uvicorn.Config(
+            app, host=host, port=port, log_config=None, access_log=False, proxy_headers=False
+        ).bind_socket()
         for host, port in (
             (gateway.host, gateway.port),
             (gateway.admin_host, gateway.resolved_admin_port),
