@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import resource
 import signal
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -150,6 +151,28 @@ def test_environment_only_configuration() -> None:
     assert "fires on: every event except user_engagement\n" in text
 
 
+def test_describes_the_connection_limits() -> None:
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    code, out, _ = run("check", env={"TIKTOK_PIXEL_CODE": "CENV"})
+    assert code == 0
+    default = min(20_000, resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 256)
+    assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= soft  # raised to the hard limit
+    assert f"connections: at most {default} open (request heads: 16 KiB within 10 s)\n" in out
+    env = {"GATEWAY_MAX_CONNECTIONS": "300", "GATEWAY_HEADER_TIMEOUT_SECONDS": "2.5"}
+    code, out, _ = run("check", env=env)
+    assert code == 0
+    assert "connections: at most 300 open (request heads: 16 KiB within 2.5 s)\n" in out
+
+
+@pytest.mark.parametrize("command", ["check", "serve"])
+def test_a_connection_cap_above_the_open_file_limit_exits_2(command: str) -> None:
+    code, out, err = run(command, env={"GATEWAY_MAX_CONNECTIONS": str(10**9)})
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1
+    assert err.startswith("error: configuration: GATEWAY_MAX_CONNECTIONS=1000000000 is above the ")
+
+
 def test_token_less_tag_with_an_api_url_says_the_url_is_not_used(tmp_path: Path) -> None:
     path = write(tmp_path, '[[tags]]\npixel_code = "C1"\napi_url = "http://127.0.0.1:9"\n')
     code, out, _ = run("check", "--config", str(path))
@@ -233,6 +256,8 @@ GOOD_TAG = f'[[tags]]\nname = "shop"\npixel_code = "CSHOP"\naccess_token = "{SEC
             "tags[1].purchase_event",
         ),
         ('[gateway]\nport = "http"\n', "gateway.port"),
+        ("[gateway]\nheader_timeout_seconds = 0\n", "gateway.header_timeout_seconds"),
+        ("[gateway]\nmax_connections = 0\n", "gateway.max_connections"),
         ("[[tags]]\nname = \n", "--config"),
     ],
 )
