@@ -52,6 +52,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
 HEAD_BYTES = 16384  # SPEC 13: request heads over 16 KiB are refused
+_TIMER_SLACK = 0.005  # seconds: loop timers may fire this much before their time (libuv: ms)
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._boundary = False  # a chunk line or a message ended within the current feed
         self._refused = False  # answered and lingering: what arrives is dropped
         self._head_timer: asyncio.TimerHandle | None = None
+        self._head_deadline: float | None = None  # loop time; None: no head is awaited
 
     # Connection
 
@@ -122,7 +124,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._arm_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_head_timer()
+        self._head_deadline = None
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
         if self._refused and self.flow is None:  # refused at connection_made: nothing else set up
             return
         super().connection_lost(exc)
@@ -137,33 +142,46 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
+        if len(data) <= self._room():  # the usual read: one feed, nothing copied
+            self._feed(data)
+            return
         view = memoryview(data)
-        limit = self.limits.head_bytes
         while view:
-            in_head = self._in_head
-            room = limit - self._head_used if in_head else limit
-            piece, view = view[:room], view[room:]
-            heads_done = self._heads_done
-            self._body_seen = 0
-            self._boundary = False
-            super().data_received(piece)  # type: ignore[arg-type]  # httptools takes any buffer
-            if self.parser is None or self.transport.is_closing() or self._refused:
+            room = self._room()
+            if not self._feed(view[:room]):
                 return
-            if self._heads_done != heads_done or self._boundary:
-                # A head completed or a message or chunk line ended within the piece: where is not
-                # known, so what followed it in the piece is not counted (see the module's notes).
-                self._other_used = 0
-                continue
-            if in_head:
-                self._head_used += len(piece)
-                if self._head_used >= limit:  # the whole limit and still no complete head
-                    self._refuse(431, "request_head_too_large", f"at most {limit} bytes")
-                    return
-            else:
-                self._other_used += len(piece) - self._body_seen
-                if self._other_used > limit:  # chunk lines or trailers, joined in memory
-                    self._refuse(431, "request_head_too_large", f"at most {limit} bytes")
-                    return
+            view = view[room:]
+
+    def _room(self) -> int:
+        """How many bytes the parser may take in one feed."""
+        limit = self.limits.head_bytes
+        return limit - self._head_used if self._in_head else limit
+
+    def _feed(self, piece: bytes | memoryview) -> bool:
+        """Feed ``piece`` to the parser and count it; False once the connection is done."""
+        in_head, heads_done = self._in_head, self._heads_done
+        self._body_seen = 0
+        self._boundary = False
+        super().data_received(piece)  # type: ignore[arg-type]  # httptools takes any buffer
+        if self.parser is None or self.transport.is_closing() or self._refused:
+            return False
+        if self._heads_done != heads_done or self._boundary:
+            # A head completed or a message or chunk line ended within the piece: where is not
+            # known, so what followed it in the piece is not counted (see the module's notes).
+            self._other_used = 0
+            return True
+        limit = self.limits.head_bytes
+        if in_head:
+            self._head_used += len(piece)
+            if self._head_used >= limit:  # the whole limit and still no complete head
+                self._refuse(431, "request_head_too_large", f"at most {limit} bytes")
+                return False
+        else:
+            self._other_used += len(piece) - self._body_seen
+            if self._other_used > limit:  # chunk lines or trailers, joined in memory
+                self._refuse(431, "request_head_too_large", f"at most {limit} bytes")
+                return False
+        return True
 
     # Parser callbacks
 
@@ -176,7 +194,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = False
         self._other_used = 0
         self._heads_done += 1
-        self._cancel_head_timer()
+        self._stop_head_clock()
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
@@ -201,21 +219,28 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if not pipelined and not self.transport.is_closing():
             self._arm_head_timer()
 
-    # Head deadline
+    # Head deadline: one timer per connection at most, not one per request. Arming moves the
+    # deadline, stopping clears it; the timer, when it fires, closes the connection only if the
+    # deadline it finds has passed, and otherwise waits for it again (or ends).
 
     def _arm_head_timer(self) -> None:
+        timeout = self.limits.head_timeout_seconds
+        self._head_deadline = self.loop.time() + timeout
         if self._head_timer is None:
-            self._head_timer = self.loop.call_later(
-                self.limits.head_timeout_seconds, self._head_timed_out
-            )
+            self._head_timer = self.loop.call_later(timeout, self._head_timer_fired)
 
-    def _cancel_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+    def _stop_head_clock(self) -> None:
+        self._head_deadline = None
 
-    def _head_timed_out(self) -> None:
+    def _head_timer_fired(self) -> None:
         self._head_timer = None
+        deadline = self._head_deadline
+        if deadline is None:
+            return
+        if self.loop.time() < deadline - _TIMER_SLACK:
+            self._head_timer = self.loop.call_at(deadline, self._head_timer_fired)
+            return
+        self._head_deadline = None
         if not self.transport.is_closing():
             self.transport.close()
 
@@ -225,7 +250,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         """Answer ``status`` with the JSON error, stop sending, drop what still arrives, and close
         after ``linger_seconds`` (or when the client closes first)."""
         self._refused = True
-        self._cancel_head_timer()
+        self._stop_head_clock()
         if self.cycle is not None and not self.cycle.response_complete:
             # The application must not write into the refusal; it sees a disconnect.
             self.cycle.disconnected = True
