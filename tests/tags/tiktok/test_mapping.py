@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tiktok_gateway.tags.tiktok.envelope import queue_item
 from tiktok_gateway.tags.tiktok.mapping import DroppedEvent, MappedEvent, map_event
 from tiktok_gateway.tags.tiktok.payload import request_body
 from tiktok_gateway.tags.tiktok.properties import content_of
@@ -258,6 +259,30 @@ def test_ttclid_from_same_host_referrer_then_cookie() -> None:
     assert result.event["user"]["ttclid"] == "COOKIE"
     assert result.event["user"]["ttp"] == "TTP"
     assert result.ttclid_cookie is None
+
+
+def test_email_addresses_in_page_url_and_referrer_are_redacted() -> None:
+    # SPEC 13: before the event is queued for TikTok; the ttclid still comes from the URL.
+    data = event(
+        page_location="https://shop.example/welcome?email=alice%40example.com&ttclid=CLICK",
+        page_referrer="https://u:pw@mail.example/%C3%A9lise%2540b%C3%BCcher.de/inbox",
+        **{"x-ttq-ct-page-url": "https://shop.example/thanks/bob@example.org?ttclid=CLICK"},
+    )
+    result = mapped(data)
+    assert result.event["page"] == {
+        "url": "https://shop.example/thanks/(redacted)?ttclid=CLICK",
+        "referrer": "https://mail.example/(redacted)/inbox",
+    }
+    assert result.event["user"]["ttclid"] == "CLICK"
+    _, queued = queue_item(result)  # the bytes ingest queues for TikTok
+    for personal in (b"@", b"%40", b"alice", b"example.org"):
+        assert personal not in queued
+
+
+def test_page_urls_without_addresses_are_sent_as_received() -> None:
+    url = "https://shop.example/p?q=caf%C3%A9&utm_source=x%20y#top"
+    result = mapped(event(page_location=url, page_referrer="https://r.example/@handle"))
+    assert result.event["page"] == {"url": url, "referrer": "https://r.example/@handle"}
 
 
 def test_fix_missing_page_url_does_not_crash() -> None:

@@ -5,7 +5,8 @@ Pure and deterministic: the same event data and tag settings always give the sam
 ``map_event`` either returns a ``MappedEvent`` (the wire event plus what delivery and the HTTP
 layer need: pixel, test code, the ttclid to set as a cookie) or a ``DroppedEvent`` with a stable
 reason: ``missing_event_name``, ``unmapped_event``, ``invalid_event_name`` or ``consent``.
-Empty fields are never emitted: no nulls, no empty strings, no empty objects.
+Empty fields are never emitted: no nulls, no empty strings, no empty objects. The page URL and
+referrer are sent without e-mail addresses or userinfo (``email_redaction.redact_url``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from tiktok_gateway.email_redaction import redact_url
 from tiktok_gateway.event_data import (
     EVENT_TIME_KEY,
     LINE_KEY,
@@ -228,20 +230,24 @@ def map_event(
     }
     if notes is not None:
         notes["event"] = name_key
+    # The URLs as received (the ttclid is read from them), and as TikTok gets them: without
+    # e-mail addresses or userinfo (SPEC 13), before the event is queued.
+    urls: dict[str, str] = {}
     page: dict[str, str] = {}
     for wire, table in (("url", fields.PAGE_URL), ("referrer", fields.PAGE_REFERRER)):
         found = fields.lookup(data, table)
         text = to_text(found[1]) if found else None
         if found and text:
-            page[wire] = text
+            urls[wire] = text
+            page[wire] = redact_url(text)
             if notes is not None:
                 notes[f"page.{wire}"] = found[0]
     user, url_ttclid, more = build_user(
         data,
         region=tag.phone_region,
         pii_allowed=pii_allowed,
-        page_url=page.get("url"),
-        referrer=page.get("referrer"),
+        page_url=urls.get("url"),
+        referrer=urls.get("referrer"),
         explain=notes,
     )
     warnings += more
