@@ -30,7 +30,7 @@ import re
 from functools import lru_cache
 from typing import Final
 
-__all__ = ["MARKER", "MAX_DEPTH", "MEMO_SIZE", "redact_emails", "redact_url"]
+__all__ = ["MARKER", "MAX_DEPTH", "MEMO_SIZE", "redact_emails", "redact_url", "strip_userinfo"]
 
 MARKER: Final = "(redacted)"
 # Percent-decoding levels looked through: a value escaped once, then again by a redirect or a
@@ -154,15 +154,22 @@ def redact_emails(text: str, marker: str = MARKER) -> str:
 _AUTHORITY: Final = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.\-]*:)?//([^/?#\\]*)")
 
 
+def strip_userinfo(url: str, replacement: str = "") -> str:
+    """``url`` with the userinfo of its authority (``user:pass@`` in ``https://user:pass@host/``,
+    also scheme-relative ``//user@host/``) replaced by ``replacement``; else ``url`` itself."""
+    if "@" not in url:
+        return url
+    authority = _AUTHORITY.match(url)
+    if authority is None or "@" not in authority.group(1):
+        return url
+    begin = authority.start(1)
+    return url[:begin] + replacement + url[begin + authority.group(1).rindex("@") + 1 :]
+
+
 @lru_cache(maxsize=MEMO_SIZE)
 def redact_url(url: str) -> str:
     """``url`` without userinfo and with its e-mail addresses replaced by ``(redacted)``
     (``redact_emails``); ``url`` itself when there is nothing to remove.
 
     Never raises for any ``str`` (malformed URLs are treated as text); linear time."""
-    if "@" in url:
-        authority = _AUTHORITY.match(url)
-        if authority is not None and "@" in authority.group(1):
-            begin = authority.start(1)
-            url = url[:begin] + url[begin + authority.group(1).rindex("@") + 1 :]
-    return redact_emails(url)
+    return redact_emails(strip_userinfo(url))

@@ -13,8 +13,10 @@ Rules, applied to raw parameters, body lines, event data, TikTok events and dead
 2. **Keys that name secrets** (``api_secret``, ``access_token``, any ``*token*``/``*secret*``,
    ``password``, ``authorization``, ``api_key``): always ``[redacted]``, hashed or not.
 3. **Values that look like an e-mail address or a phone number** are masked wherever they
-   appear (any key, inside URLs, URL-encoded ``%40``/``%2B`` too): e-mail ``local@domain.tld``;
-   phone ``+`` followed by 7 to 20 digits and separators, or the grouped ``(555) 123-4567`` /
+   appear (any key, event names, inside URLs): e-mail addresses as ``email_redaction`` finds
+   them (any script, percent-encoded ``%40``, double-encoded ``%2540``, escaped UTF-8; the
+   userinfo of a URL, ``user:pass@``, is masked whole); phone ``+`` (URL-encoded ``%2B`` too)
+   followed by 7 to 20 digits and separators, or the grouped ``(555) 123-4567`` /
    ``555-123-4567`` forms. Bare digit runs are not masked by value (they are indistinguishable
    from ids and timestamps); under a phone key rule 1 applies.
 
@@ -29,6 +31,7 @@ from typing import Any, Final
 from urllib.parse import unquote_plus
 
 from tiktok_gateway import wire_json
+from tiktok_gateway.email_redaction import redact_emails, strip_userinfo
 
 REDACTED: Final = "[redacted]"
 MAX_DEPTH: Final = 24
@@ -49,7 +52,6 @@ _NAME_CONTEXTS: Final = frozenset(
     {"user_data", "user", "address", "customer", "billing", "shipping"}
 )
 _HASH: Final = re.compile(r"[0-9a-fA-F]{64}|[A-Za-z0-9_\-]{43}=?")
-_EMAIL: Final = re.compile(r"[A-Za-z0-9._%+\-]+(?:@|%40)[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+")
 _PHONE: Final = re.compile(
     r"(?:(?<![A-Za-z0-9])\+|%2[bB])\d[\d\s().\-]{5,18}\d(?!\d)"
     r"|(?<![\w.])\(?\d{3}\)?[\s.\-]\d{3}[\s.\-]\d{4}(?!\w|\.\d)"
@@ -82,9 +84,10 @@ def is_hash(value: object) -> bool:
 
 
 def mask_text(text: str) -> str:
-    """``text`` with every e-mail address and phone-like run replaced by ``[redacted]``."""
-    if "@" in text or "%40" in text:
-        text = _EMAIL.sub(REDACTED, text)
+    """``text`` with every e-mail address and phone-like run replaced by ``[redacted]``.
+
+    Linear in ``len(text)`` (no backtracking pattern), whatever the text."""
+    text = redact_emails(strip_userinfo(text, REDACTED + "@"), REDACTED)
     if any(char.isdigit() for char in text):
         text = _PHONE.sub(REDACTED, text)
     return text

@@ -106,14 +106,17 @@ def hit_view(
         "source": hit.source,
         "status": hit.status,
         "outcome": hit.outcome,
-        "error": hit.error,
+        # Reasons are the app's own codes, but masked like every other text on the page: a
+        # reason that ever quotes the input must not show personal data.
+        "error": mask_text(hit.error),
         "duration_ms": round(hit.duration_seconds * 1000, 2),
         "queued": hit.queued,
-        "dropped": dict(hit.dropped),
+        "dropped": {mask_text(reason): count for reason, count in hit.dropped.items()},
         "params": query_pairs(hit.query),
         "body": body_view(hit.body),
         "errors": [
-            {"line": e.line, "reason": e.reason, "detail": redact(e.detail)} for e in hit.errors
+            {"line": e.line, "reason": mask_text(e.reason), "detail": redact(e.detail)}
+            for e in hit.errors
         ],
         "events_total": len(hit.events) if events_total is None else events_total,
         "events": events,

@@ -30,7 +30,7 @@ def placement_view(placement: Placement) -> View:
     mid = mask_text(placement.measurement_id)
     return {
         "status": "queued" if placement.key is not None else "skipped",
-        "reason": placement.reason,
+        "reason": mask_text(placement.reason) if placement.reason else placement.reason,
         "measurement_id": mid,
         "path": placement.path,
         "target": placement.target,

@@ -41,7 +41,7 @@ def placement_view(placement: Placement) -> View:
             "tag": placement.tag,
             "status": "dropped",
             "event_name": mask_text(name) if name is not None else None,
-            "reason": placement.reason,
+            "reason": mask_text(placement.reason),
         }
     if not isinstance(placement, MappedEvent):
         raise TypeError(f"not a TikTok placement: {type(placement).__name__}")
