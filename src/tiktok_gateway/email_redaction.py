@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from typing import Final
+from urllib.parse import unquote
 
 __all__ = ["MARKER", "MAX_DEPTH", "MEMO_SIZE", "redact_emails", "redact_url", "strip_userinfo"]
 
@@ -95,6 +96,22 @@ def _decode_level(text: str, starts: list[int]) -> tuple[str, list[int]] | None:
     return "".join(pieces), offsets
 
 
+def _decodes_to_at(text: str) -> bool:
+    """True when ``text`` percent-decoded up to ``MAX_DEPTH`` times holds an ``@``: the quick
+    test (``unquote`` decodes in C-backed steps) before the decoding that keeps offsets. Both
+    decode the same escapes; they differ only in how many U+FFFD stand for invalid UTF-8."""
+    for _ in range(MAX_DEPTH):
+        if "%" not in text:
+            return False
+        decoded = unquote(text)
+        if "@" in decoded:
+            return True
+        if decoded == text:
+            return False
+        text = decoded
+    return False
+
+
 def _addresses(text: str) -> list[tuple[int, int]]:
     """The ``(start, end)`` spans of the addresses in ``text`` (already decoded), in order."""
     spans: list[tuple[int, int]] = []
@@ -121,7 +138,7 @@ def redact_emails(text: str, marker: str = MARKER) -> str:
 
     Never raises for any ``str``; linear time. Idempotent for a ``marker`` that holds no ``@``,
     ``%`` or address characters at its ends (``(redacted)``, ``[redacted]``, ``[email]``)."""
-    if "@" not in text and "%" not in text:
+    if "@" not in text and not ("%" in text and _decodes_to_at(text)):
         return text
     decoded = text
     starts: list[int] | None = None
