@@ -61,6 +61,7 @@ format: install
 bench: install
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/mapping.py
+	$(BIN)/python bench/email_redaction.py
 	$(BIN)/python bench/queue_commit.py
 	$(BIN)/python bench/ingest.py --stages
 	$(BIN)/python bench/delivery.py
