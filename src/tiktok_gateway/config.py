@@ -108,6 +108,18 @@ class GatewaySettings(_ExplicitSources):
     )
     data_dir: Path = Field(default=Path("./data"), description="Folder for the SQLite queue.")
     queue_url: str = Field(default="", description="sqlite:///path or redis://host:port/db.")
+    queue_max_events: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Items the queue may hold (undelivered and dead letters); past it, hits"
+        " get 503 queue_full.",
+    )
+    queue_max_bytes: int = Field(
+        default=2_000_000_000,
+        ge=1,
+        description="Bytes the SQLite queue may take (pages in use); past it, hits get 503"
+        " queue_full. A Redis queue is capped by items only (its maxmemory bounds its bytes).",
+    )
     admin_token: SecretStr | None = Field(default=None, description="Bearer token for /admin.")
     ingest_token: SecretStr | None = Field(default=None, description="Bearer token for /events.")
     trusted_proxies: CommaList = Field(default=(), description="CIDRs whose XFF is trusted.")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from tiktok_gateway.event_data import EventData, RequestContext
-from tiktok_gateway.queue.base import NewItem, Queue
+from tiktok_gateway.queue.base import NewItem
 
 
 class Placement(Protocol):
@@ -104,10 +104,18 @@ class Collector(Protocol):
         Pure but for those appends: nothing is committed here, and nothing raises for input."""
 
 
+class Sink(Protocol):
+    """Where a request's items are put: a ``Queue``, or the runtime's ``Admission`` in front of
+    one (which notes what the put did)."""
+
+    async def put(self, items: Sequence[NewItem]) -> None:
+        """Commit ``items``; returns after the commit (``Queue.put``)."""
+
+
 class Ingest:
     """Hands each request to the collectors and commits what they queue."""
 
-    def __init__(self, collectors: Sequence[Collector], queue: Queue) -> None:
+    def __init__(self, collectors: Sequence[Collector], queue: Sink) -> None:
         self._collectors = tuple(collectors)
         self._queue = queue
 

@@ -9,8 +9,8 @@ Stop (DESIGN habit 12; the worker does the middle steps):
 1. refuse new hits (``accepting = False``: ingest endpoints answer 503);
 2. stop leasing, flush partial batches, wait for in-flight requests up to the deadline;
 3. release what is still leased without acknowledging it (it is delivered after a restart);
-4. close the destinations' own clients and the HTTP client, then the queue (which finishes its
-   pending commits).
+4. stop reading the queue's numbers (``queue/admission.py``), close the destinations' own
+   clients and the HTTP client, then the queue (which finishes its pending commits).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from tiktok_gateway.delivery.destination import Destination
 from tiktok_gateway.delivery.worker import DeliveryWorker
 from tiktok_gateway.ingest import Collector, Ingest
 from tiktok_gateway.observe import Observers
+from tiktok_gateway.queue.admission import Admission
 from tiktok_gateway.queue.base import Clock, Queue, wall_clock
 from tiktok_gateway.queue.factory import durability_warning, open_queue
 from tiktok_gateway.sandbox.app import create_sandbox_app
@@ -50,6 +51,7 @@ class Runtime:
 
     config: Config
     queue: Queue
+    admission: Admission  # the caps and the storage's health: ingest puts through it
     ingest: Ingest
     trusted_proxies: tuple[Network, ...]
     mp_secrets: dict[str, str]
@@ -62,8 +64,6 @@ class Runtime:
     telemetry: Telemetry = field(default_factory=Telemetry)
     debug: DebugRecorder = field(default_factory=DebugRecorder)
     accepting: bool = True
-    # Why the last put failed (a full disk...), until one goes through again: /readyz says so.
-    put_error: str | None = None
 
 
 def build_destinations(config: Config) -> dict[str, Destination]:
@@ -128,10 +128,16 @@ async def start_runtime(
     sandbox = sandbox_for(config, sandbox)
     connections = sum(d.limits.max_in_flight for d in destinations.values())
     client = delivery_client(config, sandbox, max(connections, 1))
+    admission = Admission(
+        queue, max_items=config.gateway.queue_max_events, max_bytes=config.gateway.queue_max_bytes
+    )
+    await admission.refresh()  # a queue over its caps (or failing) at start refuses the first hit
+    admission.start()
     runtime = Runtime(
         config=config,
         queue=queue,
-        ingest=Ingest(build_collectors(config), queue),
+        admission=admission,
+        ingest=Ingest(build_collectors(config), admission),
         trusted_proxies=parse_trusted_proxies(config.gateway.trusted_proxies),
         mp_secrets={
             mid: secret.get_secret_value() for mid, secret in config.gateway.mp_api_secrets.items()
@@ -176,6 +182,7 @@ async def stop_runtime(runtime: Runtime) -> None:
         runtime.worker_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await runtime.worker_task
+    await runtime.admission.stop()
     for destination in runtime.destinations.values():
         await destination.aclose()
     await runtime.client.aclose()

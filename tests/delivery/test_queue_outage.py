@@ -226,6 +226,11 @@ def test_a_hit_is_refused_with_503_while_the_sqlite_queue_is_locked(
                 refused = await gw.client.get(f"/g/collect?{HIT}")
             finally:
                 other.close()
+            # Refused until a write goes through again: /readyz probes one.
+            for _ in range(50):
+                if (await gw.admin.get("/readyz")).status_code == 200:
+                    break
+                await asyncio.sleep(0.05)
             accepted = await gw.client.get(f"/g/collect?{HIT}")
         return refused.status_code, refused.json(), accepted.status_code
 

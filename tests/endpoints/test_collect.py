@@ -304,10 +304,9 @@ def test_hits_get_503_while_a_redis_queue_cannot_be_reached(tmp_path: Path) -> N
                 assert answer.json()["error"] == "queue_unavailable"
                 ready = await gw.admin.get("/readyz")
                 assert ready.status_code == 503
-                assert ready.json()["problems"] == [
-                    "queue unavailable: redis: ConnectionError",
-                    "queue cannot be written: redis: ConnectionError",
-                ]
+                first, second = ready.json()["problems"]
+                assert first == "queue unavailable: redis: ConnectionError"
+                assert second.startswith("queue cannot be written: redis: ConnectionError (for ")
                 public = await gw.client.get("/readyz")
                 assert (public.status_code, public.json()) == (503, {"status": "unready"})
 

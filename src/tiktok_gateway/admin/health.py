@@ -36,9 +36,11 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 async def _readiness(request: Request) -> dict[str, Any]:
-    """Ready when the queue answers, can be written (the last put went through) and the
+    """Ready when the queue answers, can be written (no put failed since the last write that
+    went through: ``queue/admission.py`` probes one while they fail) and is under its caps, the
     delivery worker reaches it, and no destination is paused; else the reasons. Each recovers by
-    itself (a put that goes through again, the worker's next successful call).
+    itself (a write probe that goes through, delivery draining the queue under its caps, the
+    worker's next successful call).
 
     A paused destination (TikTok refused a tag's token or pixel permission) is a configuration
     problem the operator must fix; its items stay queued meanwhile. A destination backing off (it
@@ -56,8 +58,8 @@ async def _readiness(request: Request) -> dict[str, Any]:
         problems.append(f"queue unavailable: {exc}")
     except Exception as exc:  # any storage failure means "not ready", never a 500
         problems.append(f"queue unavailable: {type(exc).__name__}")
-    if runtime.put_error is not None:
-        problems.append(f"queue cannot be written: {runtime.put_error}")
+    await runtime.admission.recheck()  # while writes fail: do they work again?
+    problems += runtime.admission.problems()
     if runtime.worker is not None:
         if runtime.worker.health.failing:
             problems.append("the delivery worker cannot reach the queue")

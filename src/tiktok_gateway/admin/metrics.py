@@ -13,5 +13,5 @@ async def metrics_endpoint(request: Request) -> Response:
     """``GET /metrics`` in the Prometheus text format, state gauges read now."""
     runtime = runtime_of(request)
     kinds = {name: destination.kind for name, destination in runtime.destinations.items()}
-    body = await runtime.telemetry.scrape(runtime.queue, runtime.worker, kinds)
+    body = await runtime.telemetry.scrape(runtime.queue, runtime.worker, kinds, runtime.admission)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

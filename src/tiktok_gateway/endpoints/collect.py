@@ -3,7 +3,9 @@
 
 Every answer to client input is 2xx or 4xx: parse errors are 400 with a JSON reason (the valid
 events of the same request are still accepted), oversized bodies 413, wrong secrets 401/403. A
-2xx is sent only after the accepted events are committed to the queue. Each request gets an id
+2xx is sent only after the accepted events are committed to the queue; a queue past its caps or
+whose storage refuses writes gets 503 ``queue_full`` / ``queue_unavailable`` with ``Retry-After``
+(``queue/admission.py``), and nothing of that request is queued. Each request gets an id
 (``X-Request-ID`` in the answer) and one ``HitRecord`` for the observers (metrics, logs, /debug).
 """
 
@@ -26,6 +28,7 @@ from tiktok_gateway.errors import AuthError, InputError
 from tiktok_gateway.event_data import ParsedInput, RequestContext
 from tiktok_gateway.ingest import Arrival, IngestResult
 from tiktok_gateway.observe import HitRecord
+from tiktok_gateway.queue.admission import UNAVAILABLE
 from tiktok_gateway.queue.base import QueueUnavailable
 from tiktok_gateway.runtime import Runtime
 from tiktok_gateway.sources.events_api import parse_events
@@ -155,16 +158,23 @@ async def _ingest(
     except InputError as exc:
         answer = error_response(400, exc.reason, exc.detail)
         return exchange, exchange.finish(answer, "invalid", exc.reason)
-    arrival = Arrival(
-        source, exchange.request_id, raw_query(request), exchange.body, headers, context
-    )
-    try:
-        result = exchange.result = await runtime.ingest.accept(arrival, exchange.parsed.events)
-    except QueueUnavailable as error:  # nothing was queued: the sender may try again
-        runtime.put_error = str(error)
-        answer = error_response(503, "queue_unavailable", "the queue cannot be reached; retry")
-        return exchange, exchange.finish(answer, "unavailable", "queue_unavailable")
-    runtime.put_error = None
+    # The caps and the storage's health (queue/admission.py): after the client's own errors,
+    # which retrying would not fix, and before anything is collected or put.
+    refusal = runtime.admission.refusal()
+    result: IngestResult | None = None
+    if refusal is None:
+        arrival = Arrival(
+            source, exchange.request_id, raw_query(request), exchange.body, headers, context
+        )
+        try:
+            result = exchange.result = await runtime.ingest.accept(arrival, exchange.parsed.events)
+        except QueueUnavailable:  # nothing was queued (admission noted it): the sender may retry
+            refusal = UNAVAILABLE
+    if result is None:
+        refusal = refusal or UNAVAILABLE
+        answer = error_response(503, refusal.error, refusal.detail)
+        answer.headers["Retry-After"] = str(refusal.retry_after)
+        return exchange, exchange.finish(answer, "unavailable", refusal.error)
     if exchange.parsed.errors:
         answer = error_response(
             400, "invalid_events", _line_errors(exchange.parsed), **_summary(result)

@@ -168,6 +168,14 @@ class Queue(Protocol):
     async def stats(self) -> QueueStats:
         """Depth, leased count, oldest age and dead-letter count."""
 
+    async def stored_bytes(self) -> int | None:
+        """The bytes the queue's storage holds for its items and dead letters, cheaply (no
+        scan); ``None`` when the backend does not measure them (Redis: see its module)."""
+
+    async def probe_write(self) -> None:
+        """One small durable write that changes nothing the contract shows, to learn whether
+        the storage takes writes again; raises ``QueueUnavailable`` while it does not."""
+
     async def groups(self) -> set[str]:
         """The groups of undelivered items (available, delayed or leased), without reading the
         items: for finding items no worker leases (their destination is gone). The Redis backend

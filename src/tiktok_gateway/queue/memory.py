@@ -188,6 +188,14 @@ class MemoryQueue:
     async def groups(self) -> set[str]:
         return {item.group for item in self._items.values()}
 
+    async def stored_bytes(self) -> int | None:
+        """The payload bytes of the items and dead letters (a sum over them: obviously right)."""
+        items = sum(len(item.payload) for item in self._items.values())
+        return items + sum(len(record.payload) for record in self._dead.values())
+
+    async def probe_write(self) -> None:
+        """Memory always takes writes."""
+
     async def dead_letters(self, limit: int = 100) -> list[DeadRecord]:
         newest_first = sorted(
             self._dead.values(), key=lambda r: (r.dead_at, int(r.id)), reverse=True

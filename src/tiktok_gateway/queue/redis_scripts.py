@@ -300,3 +300,25 @@ end
 return removed
 """
 )
+
+# ARGV: prefix, now. Reads only, in one script: one snapshot (as a MULTI would be), and allowed
+# while Redis refuses writes (out of memory), where a MULTI is refused as a whole, so /readyz and
+# /metrics still show the queue. Returns depth, leased, the oldest entry's enqueued_at (false
+# when empty), dead letters.
+STATS: Final = (
+    _COMMON
+    + """
+local first = redis.call('XRANGE', STREAM, '-', '+', 'COUNT', 1)
+local oldest = false
+if first[1] then oldest = fields(first[1][2]).enqueued_at end
+return {redis.call('XLEN', STREAM), redis.call('ZCOUNT', LEASED, '(' .. ARGV[2], '+inf'),
+        oldest, redis.call('ZCARD', DEAD)}
+"""
+)
+
+# KEYS: the probe key. ARGV: a value. A write Redis refuses as it refuses a put (out of memory,
+# MISCONF, a read-only replica: a script's writes are checked alike), of a key that expires by
+# itself. Returns OK.
+PROBE: Final = """
+return redis.call('SET', KEYS[1], ARGV[1], 'PX', 60000)
+"""

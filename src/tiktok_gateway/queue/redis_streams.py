@@ -21,6 +21,7 @@ key under the hash tag ``{P}`` (``P`` = the prefix)::
     {P}:dead             ZSET    number -> dead_at
     {P}:dead:<number>    HASH    group, payload, attempts, enqueued_at, dead_at, reason, code,
                                  message, request_id
+    {P}:probe            STRING  written by probe_write (does Redis take writes?), expires in 60 s
 
 Invariants:
 
@@ -55,8 +56,14 @@ and put order is call order, as with SQLite's group commit.
 Durability is Redis's: ``put`` returns once Redis has applied its entries, which survives a
 crash of the gateway, but a crash of Redis only with ``appendonly yes`` and ``appendfsync always``
 (``everysec`` may lose the last second). ``open`` sets ``durability_warning`` when the server
-keeps no append-only file (``serve`` logs it). A Redis that cannot be reached raises
-``QueueUnavailable`` (the HTTP layer answers 503).
+keeps no append-only file (``serve`` logs it). A Redis that cannot be reached, or that refuses
+writes (``OOM``: ``maxmemory`` reached under ``noeviction``; ``MISCONF``: it cannot persist;
+``READONLY``: a replica; and the like), raises ``QueueUnavailable`` (the HTTP layer answers 503).
+
+Size: ``stored_bytes`` is ``None``: the queue is capped by items only. Redis's memory is bounded by
+the server itself (``maxmemory``, whose refusals become ``QueueUnavailable`` above), it may hold
+other data than this queue, and the bytes of a stream are known only as an estimate (``MEMORY
+USAGE`` samples it) that would cost a round trip per check.
 """
 
 from __future__ import annotations
@@ -71,7 +78,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tiktok_gateway.errors import ConfigError
@@ -121,13 +128,51 @@ def default_consumer() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+# Error codes of a Redis that refuses to write now, whatever the command: out of memory, unable
+# to persist, a replica, too few replicas, a busy script, loading, a cluster down. They pass.
+_REFUSALS: Final = (
+    "OOM",
+    "MISCONF",
+    "READONLY",
+    "NOREPLICAS",
+    "MASTERDOWN",
+    "BUSY",
+    "LOADING",
+    "CLUSTERDOWN",
+    "TRYAGAIN",
+)
+
+
+def refusal_of(error: ResponseError) -> str | None:
+    """``redis: CODE: text`` when ``error`` is a refusal of the storage (above), else ``None``.
+    redis-py strips the code of the errors it has a class for (OOM, READONLY); the text keeps
+    Redis's words (never a secret) without the script's hash and line."""
+    text = str(error).split(" script: ", 1)[0].strip()
+    if isinstance(error, OutOfMemoryError):
+        code = "OOM"
+    elif isinstance(error, ReadOnlyError):
+        code = "READONLY"
+    else:
+        code = text.split(" ", 1)[0]
+        if code not in _REFUSALS:
+            return None
+        text = text[len(code) :].strip()
+    return f"redis: {code}: {text[:160]}"
+
+
 @asynccontextmanager
 async def _reachable() -> AsyncIterator[None]:
-    """Turn "Redis cannot be reached" into ``QueueUnavailable``; other errors are bugs."""
+    """Turn "Redis cannot be reached" and "Redis refuses writes now" into ``QueueUnavailable``;
+    other errors are bugs."""
     try:
         yield
     except (RedisConnectionError, RedisTimeoutError, OSError) as error:
         raise QueueUnavailable(f"redis: {type(error).__name__}") from error
+    except ResponseError as error:
+        refusal = refusal_of(error)
+        if refusal is None:
+            raise
+        raise QueueUnavailable(refusal) from error
 
 
 def _text(value: bytes) -> str:
@@ -166,6 +211,9 @@ class RedisStreamsQueue:
         self._replay = client.register_script(redis_scripts.REPLAY)
         self._purge = client.register_script(redis_scripts.PURGE)
         self._drop_idle = client.register_script(redis_scripts.DROP_IDLE_CONSUMERS)
+        self._stats = client.register_script(redis_scripts.STATS)
+        self._probe = client.register_script(redis_scripts.PROBE)
+        self._probe_key = f"{self._prefix}:probe"
 
     @classmethod
     async def open(
@@ -318,14 +366,17 @@ class RedisStreamsQueue:
 
     async def stats(self) -> QueueStats:
         now = self._clock()
-        async with _reachable(), self._client.pipeline(transaction=True) as pipe:
-            pipe.xlen(self._stream)
-            pipe.zcount(self._keys[2], f"({now!r}", "+inf")
-            pipe.xrange(self._stream, count=1)
-            pipe.zcard(self._dead)
-            depth, leased, first, dead = await pipe.execute()
-        oldest = float(first[0][1][b"enqueued_at"]) if first else now
+        depth, leased, first, dead = await self._run(self._stats, repr(now))
+        oldest = float(first) if first else now
         return QueueStats(depth=depth, leased=leased, oldest_age=max(now - oldest, 0.0), dead=dead)
+
+    async def stored_bytes(self) -> int | None:
+        """Not measured (module docstring: the Redis queue is capped by items)."""
+        return None
+
+    async def probe_write(self) -> None:
+        async with _reachable():
+            await self._probe(keys=[self._probe_key], args=[b"1" * 1024])
 
     async def groups(self) -> set[str]:
         async with _reachable():

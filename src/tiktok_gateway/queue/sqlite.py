@@ -23,6 +23,8 @@ Storage layout::
     INDEX dead_newest ON dead(dead_at)
     counts(id INTEGER PRIMARY KEY CHECK (id = 1),         one row
            items INTEGER NOT NULL, dead INTEGER NOT NULL) the rows in items and in dead
+    probe(id INTEGER PRIMARY KEY CHECK (id = 1),          one row, rewritten by probe_write
+          data BLOB NOT NULL)                             (4 KiB: does the disk take writes?)
 
 Invariants:
 
@@ -111,6 +113,17 @@ _SCHEMA = (
     " items INTEGER NOT NULL, dead INTEGER NOT NULL)",
     "INSERT OR REPLACE INTO counts (id, items, dead)"
     " VALUES (1, (SELECT count(*) FROM items), (SELECT count(*) FROM dead))",
+    "CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY CHECK (id = 1), data BLOB NOT NULL)",
+)
+# A page's worth of new bytes, committed with fsync as a put is: on a full disk it fails as a
+# put would (the WAL has to grow), so its success means puts can go through again.
+_PROBE = "INSERT OR REPLACE INTO probe (id, data) VALUES (1, randomblob(4096))"
+# Pages in use (the file's pages less the free ones), as the latest commit left them (the WAL
+# included): the bytes the items, the dead letters and their indexes take. Two header reads.
+_PAGES_IN_USE = (
+    "SELECT (SELECT page_count FROM pragma_page_count())"
+    " - (SELECT freelist_count FROM pragma_freelist_count()),"
+    " (SELECT page_size FROM pragma_page_size())"
 )
 _INSERT = (
     "INSERT INTO items (grp, payload, attempts, leases, enqueued_at, available_at)"
@@ -322,6 +335,15 @@ def _stats(now: float, conn: sqlite3.Connection) -> QueueStats:
     return QueueStats(depth=depth, leased=leased, oldest_age=age, dead=dead)
 
 
+def _stored_bytes(conn: sqlite3.Connection) -> int:
+    pages, size = conn.execute(_PAGES_IN_USE).fetchone()
+    return int(pages) * int(size)
+
+
+def _probe(conn: sqlite3.Connection) -> None:
+    conn.execute(_PROBE)
+
+
 def _dead_letters(limit: int, conn: sqlite3.Connection) -> list[DeadRecord]:
     rows = conn.execute(
         f"SELECT {_DEAD_COLUMNS} FROM dead ORDER BY dead_at DESC, id DESC LIMIT ?",
@@ -360,10 +382,19 @@ class SQLiteQueue:
     async def open(
         cls, path: Path, *, clock: Clock = wall_clock, commit_window: float = 0.0
     ) -> SQLiteQueue:
-        """Open (creating the directories, file and tables if needed) the queue at ``path``."""
+        """Open (creating the directories, file and tables if needed) the queue at ``path``.
+
+        Raises ``QueueUnavailable`` (naming the path and the cause) when the storage refuses:
+        a full disk, a folder that cannot be created, an unreadable or locked file."""
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-queue")
         try:
             conn = await asyncio.get_running_loop().run_in_executor(executor, _connect, path)
+        except (*_STORAGE_ERRORS, OSError) as error:
+            executor.shutdown(wait=True)
+            if type(error) in _BUGS:
+                raise
+            cause = (error.strerror or str(error)) if isinstance(error, OSError) else str(error)
+            raise QueueUnavailable(f"SQLite: {cause} ({path})") from error
         except BaseException:
             executor.shutdown(wait=True)
             raise
@@ -509,6 +540,16 @@ class SQLiteQueue:
 
     async def dead_letters(self, limit: int = 100) -> list[DeadRecord]:
         return await self._run(partial(_dead_letters, limit))
+
+    async def stored_bytes(self) -> int | None:
+        """The pages in use times the page size: what the items and dead letters (with their
+        indexes) take in the file, read from its header; space freed by acks is reused by
+        later puts, so it is not counted."""
+        return await self._run(_stored_bytes)
+
+    async def probe_write(self) -> None:
+        """Rewrite the one ``probe`` row (4 KiB) in a durable transaction."""
+        await self._write(_probe)
 
     async def replay(self, ids: Sequence[str] | None = None) -> int:
         """Move dead letters back as new items (new ids, attempts 0, ``enqueued_at`` now)."""

@@ -33,6 +33,8 @@ from prometheus_client.metrics import MetricWrapperBase
 from tiktok_gateway.delivery.ledger import DeliveryResult
 from tiktok_gateway.delivery.worker import DeliveryWorker
 from tiktok_gateway.observe import HitRecord
+from tiktok_gateway.queue.admission import REASONS as REFUSAL_REASONS
+from tiktok_gateway.queue.admission import Admission
 from tiktok_gateway.queue.base import Queue, stats_within_timeout
 from tiktok_gateway.telemetry.logs import register_secrets
 
@@ -178,6 +180,17 @@ class Telemetry:
             "Queue calls of the delivery worker that failed: the queue could not be reached.",
         )
         self._queue_failures_seen = 0
+        self.queue_refusals = self._counter(
+            "gateway_queue_refusals",
+            "Ingest requests refused (503) because the queue is full or cannot be written.",
+            ("reason",),
+        )
+        for reason in REFUSAL_REASONS:
+            self.queue_refusals.labels(reason)
+        self._refusals_seen: dict[str, int] = dict.fromkeys(REFUSAL_REASONS, 0)
+        self.queue_bytes = self._gauge(
+            "gateway_queue_bytes", "Bytes the queue's storage holds (SQLite; 0 for Redis)."
+        )
         # -- delivery --
         self.delivery_events = self._counter(
             "gateway_delivery_events",
@@ -334,10 +347,19 @@ class Telemetry:
     # -- scraping -------------------------------------------------------------------------------
 
     async def refresh(
-        self, queue: Queue, worker: DeliveryWorker | None, kinds: Mapping[str, str]
+        self,
+        queue: Queue,
+        worker: DeliveryWorker | None,
+        kinds: Mapping[str, str],
+        admission: Admission | None = None,
     ) -> None:
-        """Set the state gauges from the queue and the worker; ``kinds`` maps every configured
-        destination to its kind."""
+        """Set the state gauges from the queue, the worker and the admission check; ``kinds``
+        maps every configured destination to its kind."""
+        if admission is not None:  # it counts; the counter catches up here, as queue_failures
+            for reason, count in admission.refusals.items():
+                self.queue_refusals.labels(reason).inc(count - self._refusals_seen[reason])
+                self._refusals_seen[reason] = count
+            self.queue_bytes.set(admission.bytes)
         try:
             stats = await stats_within_timeout(queue)
         except Exception as exc:  # a failing queue must not fail the scrape: queue_up says it
@@ -362,8 +384,12 @@ class Telemetry:
             self.items_queued.labels(kind, destination)
 
     async def scrape(
-        self, queue: Queue, worker: DeliveryWorker | None, kinds: Mapping[str, str]
+        self,
+        queue: Queue,
+        worker: DeliveryWorker | None,
+        kinds: Mapping[str, str],
+        admission: Admission | None = None,
     ) -> bytes:
         """The registry in the Prometheus text format, gauges refreshed."""
-        await self.refresh(queue, worker, kinds)
+        await self.refresh(queue, worker, kinds, admission)
         return generate_latest(self.registry)
