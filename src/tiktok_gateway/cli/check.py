@@ -60,6 +60,16 @@ def describe_config(config: Config, path: Path | None) -> list[str]:
         f"admin token {_is_set(gateway.admin_token)}, "
         f"ingest token {_is_set(gateway.ingest_token)}"
     )
+    redis = gateway.resolved_queue_url.startswith(("redis://", "rediss://"))
+    size = (
+        "items only (Redis: its maxmemory bounds the bytes)"
+        if redis
+        else f"{gateway.queue_max_bytes:,} bytes"
+    )
+    lines.append(
+        f"queue caps: {gateway.queue_max_events:,} items (dead letters included), {size};"
+        " past them hits get 503 queue_full"
+    )
     for kind in KINDS:
         lines.extend(kind.describe(config))
     return lines

@@ -75,6 +75,23 @@ def connection_limits_or_fail(configured: int | None) -> int:
     return configured
 
 
+async def writable_queue(url: str) -> str | None:
+    """For ``serve``: why a SQLite queue cannot be opened and written (a full disk, a folder or
+    file it may not write), in one line, or ``None``. Opens it (creating the file, as ``serve``
+    is about to) and probes one write. Other kinds: ``None`` (``probe_queue`` asks Redis)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    try:
+        queue = await open_queue(url)
+        try:
+            await queue.probe_write()
+        finally:
+            await queue.close()
+    except QueueUnavailable as exc:
+        return f"queue cannot be written: {exc}"  # it names the file
+    return None
+
+
 async def probe_queue(url: str) -> tuple[bool, list[str]]:
     """``(reachable, lines)`` for a Redis queue; ``(True, [])`` for any other kind."""
     if not url.startswith(("redis://", "rediss://")):

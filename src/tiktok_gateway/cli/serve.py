@@ -19,6 +19,7 @@ from tiktok_gateway.cli.common import (
     connection_limits_or_fail,
     fail,
     probe_queue,
+    writable_queue,
 )
 from tiktok_gateway.config import Config
 from tiktok_gateway.endpoints.limits import HttpLimits, limited_protocol
@@ -147,6 +148,9 @@ def serve_command(
     reachable, lines = asyncio.run(probe_queue(gateway.resolved_queue_url))
     if not reachable:
         fail(lines[0], code=1)
+    # Likewise a SQLite queue on a full disk or in a folder it may not write.
+    if problem := asyncio.run(writable_queue(gateway.resolved_queue_url)):
+        fail(problem, code=1)
     click.echo(_describe(config), err=True)
     app = create_app(config)
     server = _GatewayServer(

@@ -23,8 +23,8 @@ Storage layout::
     INDEX dead_newest ON dead(dead_at)
     counts(id INTEGER PRIMARY KEY CHECK (id = 1),         one row
            items INTEGER NOT NULL, dead INTEGER NOT NULL) the rows in items and in dead
-    probe(id INTEGER PRIMARY KEY CHECK (id = 1),          one row, rewritten by probe_write
-          data BLOB NOT NULL)                             (4 KiB: does the disk take writes?)
+    probe(id INTEGER PRIMARY KEY, data BLOB NOT NULL)     one row (4 KiB), replaced by each
+                                                          probe_write: does the disk take writes?
 
 Invariants:
 
@@ -113,11 +113,15 @@ _SCHEMA = (
     " items INTEGER NOT NULL, dead INTEGER NOT NULL)",
     "INSERT OR REPLACE INTO counts (id, items, dead)"
     " VALUES (1, (SELECT count(*) FROM items), (SELECT count(*) FROM dead))",
-    "CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY CHECK (id = 1), data BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, data BLOB NOT NULL)",
 )
-# A page's worth of new bytes, committed with fsync as a put is: on a full disk it fails as a
-# put would (the WAL has to grow), so its success means puts can go through again.
-_PROBE = "INSERT OR REPLACE INTO probe (id, data) VALUES (1, randomblob(4096))"
+# A new row of 4 KiB, then the previous one deleted, committed with fsync as a put is: the new
+# row needs pages before the old one's are freed, so it succeeds only where a put of its size
+# would (free pages left by acks, or room for the file and its WAL to grow).
+_PROBE = (
+    "INSERT INTO probe (data) VALUES (randomblob(4096))",
+    "DELETE FROM probe WHERE id <> last_insert_rowid()",
+)
 # Pages in use (the file's pages less the free ones), as the latest commit left them (the WAL
 # included): the bytes the items, the dead letters and their indexes take. Two header reads.
 _PAGES_IN_USE = (
@@ -341,7 +345,8 @@ def _stored_bytes(conn: sqlite3.Connection) -> int:
 
 
 def _probe(conn: sqlite3.Connection) -> None:
-    conn.execute(_PROBE)
+    for statement in _PROBE:
+        conn.execute(statement)
 
 
 def _dead_letters(limit: int, conn: sqlite3.Connection) -> list[DeadRecord]:
@@ -548,7 +553,7 @@ class SQLiteQueue:
         return await self._run(_stored_bytes)
 
     async def probe_write(self) -> None:
-        """Rewrite the one ``probe`` row (4 KiB) in a durable transaction."""
+        """Replace the ``probe`` row (4 KiB) in one durable transaction (see ``_PROBE``)."""
         await self._write(_probe)
 
     async def replay(self, ids: Sequence[str] | None = None) -> int:
