@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,10 +39,13 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 2
     raise TimeoutError(url)
 
 
-def start(args: list[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
+def start(
+    args: list[str], env: Mapping[str, str], log: Path, wrapper: Sequence[str] = ()
+) -> subprocess.Popen[bytes]:
     """The CLI with ``args`` and ``env`` (none of this process's TIKTOK_/GATEWAY_ settings). A
     ``serve`` gets a free admin port unless ``env`` names one: the default, the public port + 1,
-    may be another test process's port."""
+    may be another test process's port. ``wrapper``: a command that runs the CLI (it ``exec``s
+    the arguments appended to it, so the process is the CLI's)."""
     environment = {
         key: value
         for key, value in os.environ.items()
@@ -52,7 +55,9 @@ def start(args: list[str], env: Mapping[str, str], log: Path) -> subprocess.Pope
         environment["GATEWAY_ADMIN_PORT"] = str(free_port())
     environment.update(env)
     with log.open("ab") as handle:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen([*CLI, *args], env=environment, stdout=handle, stderr=handle)
+        return subprocess.Popen(
+            [*wrapper, *CLI, *args], env=environment, stdout=handle, stderr=handle
+        )
 
 
 def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
