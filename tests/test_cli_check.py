@@ -173,6 +173,16 @@ def test_a_connection_cap_above_the_open_file_limit_exits_2(command: str) -> Non
     assert err.startswith("error: configuration: GATEWAY_MAX_CONNECTIONS=1000000000 is above the ")
 
 
+def test_the_queue_caps_are_described() -> None:
+    env = {"TIKTOK_PIXEL_CODE": "CENV", "GATEWAY_QUEUE_MAX_EVENTS": "5000"}
+    code, out, _ = run("check", env=env)
+    assert code == 0
+    assert "queue caps: 5,000 items (dead letters included), 2,000,000,000 bytes;" in out
+    env["GATEWAY_QUEUE_URL"] = "redis://127.0.0.1:1/0"  # unreachable: described all the same
+    _, out, _ = run("check", env=env)
+    assert "queue caps: 5,000 items (dead letters included), items only (Redis:" in out
+
+
 def test_token_less_tag_with_an_api_url_says_the_url_is_not_used(tmp_path: Path) -> None:
     path = write(tmp_path, '[[tags]]\npixel_code = "C1"\napi_url = "http://127.0.0.1:9"\n')
     code, out, _ = run("check", "--config", str(path))
