@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import uvicorn
@@ -54,6 +55,24 @@ def test_serve_stops_in_one_line_when_its_redis_queue_does_not_answer() -> None:
     assert result.stderr.splitlines() == [
         f"error: queue: {url.replace('hunter2', '***')} cannot be reached (redis: ConnectionError)"
     ]
+
+
+@pytest.mark.parametrize("damage", ["not a database", "a folder in the way"])
+def test_serve_stops_in_one_line_when_its_sqlite_queue_cannot_be_written(
+    tmp_path: Path, damage: str
+) -> None:
+    """(A full disk is tests/system/test_full_disk.py's.)"""
+    path = tmp_path / "queue.db"
+    if damage == "not a database":
+        path.write_bytes(b"this is not a SQLite file" * 100)
+        cause = "SQLite: file is not a database"
+    else:
+        (tmp_path / "file").write_text("")
+        path = tmp_path / "file" / "queue.db"  # its folder would be a file
+        cause = "SQLite: File exists"  # mkdir of its folder
+    result = CliRunner(env={"GATEWAY_QUEUE_URL": f"sqlite:///{path}"}).invoke(main, ["serve"])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [f"error: queue cannot be written: {cause} ({path})"]
 
 
 def test_serve_prints_both_listeners() -> None:
