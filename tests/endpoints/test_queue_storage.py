@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -135,12 +136,26 @@ def test_a_full_sqlite_database_answers_503_and_recovers(
     assert_two_lines(caplog, "SQLite: database or disk is full")
 
 
-@pytest.mark.parametrize("refusal", ["OOM", "READONLY"])
+def snapshot(admin: redis.Redis, status: str) -> None:
+    """BGSAVE, waiting until it ended with ``status`` (``ok``, ``err``)."""
+    admin.bgsave()
+    for _ in range(200):
+        persistence = admin.info("persistence")
+        if not persistence["rdb_bgsave_in_progress"]:
+            assert persistence["rdb_last_bgsave_status"] == status
+            return
+        time.sleep(0.02)
+    raise AssertionError("BGSAVE never ended")
+
+
+@pytest.mark.parametrize("refusal", ["OOM", "READONLY", "MISCONF"])
 def test_a_redis_refusing_writes_answers_503_and_recovers(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, refusal: str
 ) -> None:
     """OOM: ``maxmemory`` just above what it holds, under ``noeviction``; READONLY: made a
-    replica of a server that is not there (it keeps its data and refuses writes)."""
+    replica of a server that is not there (it keeps its data and refuses writes); MISCONF: its
+    snapshot fails (a folder where the file goes) while snapshots are configured."""
+    blocker = tmp_path / "dump.rdb"
     with redis_server.private_server(tmp_path) as server:
         admin = redis.Redis.from_url(server.url)
 
@@ -149,14 +164,21 @@ def test_a_redis_refusing_writes_answers_503_and_recovers(
                 used = int(admin.info("memory")["used_memory"])
                 admin.config_set("maxmemory-policy", "noeviction")
                 admin.config_set("maxmemory", str(used + 200_000))
-            else:
+            elif refusal == "READONLY":
                 admin.replicaof("127.0.0.1", free_port())
+            else:
+                blocker.mkdir()
+                admin.config_set("save", "3600 1")
+                snapshot(admin, "err")
 
         async def fix_storage() -> None:
             if refusal == "OOM":
                 admin.config_set("maxmemory", "0")
-            else:
+            elif refusal == "READONLY":
                 admin.replicaof("NO", "ONE")
+            else:
+                blocker.rmdir()
+                snapshot(admin, "ok")
 
         async def scenario() -> None:
             queue = await RedisStreamsQueue.open(server.url)
@@ -167,5 +189,8 @@ def test_a_redis_refusing_writes_answers_503_and_recovers(
             with caplog.at_level(logging.INFO):
                 run(scenario())
         finally:
+            if blocker.is_dir():  # Redis would not stop on a failing final snapshot
+                blocker.rmdir()
+            admin.config_set("save", "")
             admin.close()
     assert_two_lines(caplog, f"redis: {refusal}")

@@ -146,8 +146,8 @@ _REFUSALS: Final = (
 def refusal_of(error: ResponseError) -> str | None:
     """``redis: CODE: text`` when ``error`` is a refusal of the storage (above), else ``None``.
     redis-py strips the code of the errors it has a class for (OOM, READONLY); the text keeps
-    Redis's words (never a secret) without the script's hash and line."""
-    text = str(error).split(" script: ", 1)[0].strip()
+    Redis's first sentence (never a secret), without the script's hash and line."""
+    text = str(error).split(" script: ", 1)[0].split(". ", 1)[0].strip()  # the first sentence
     if isinstance(error, OutOfMemoryError):
         code = "OOM"
     elif isinstance(error, ReadOnlyError):
