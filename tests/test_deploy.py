@@ -263,11 +263,16 @@ os.execv(sys.argv[1], sys.argv[1:])
 
 
 @contextmanager
-def serving(installed: Installed, tmp_path: Path, prefix: tuple[str, ...] = ()) -> Iterator[Served]:
+def serving(
+    installed: Installed,
+    tmp_path: Path,
+    prefix: tuple[str, ...] = (),
+    settings: dict[str, str] | None = None,
+) -> Iterator[Served]:
     """The installed ``tiktok-gateway serve`` (after ``prefix``), run from outside the repository,
     with the environment the image sets (public listener on every interface, data in a folder of
-    its own) and nothing of this process's GATEWAY_/TIKTOK_ settings; TikTok and GA4 go to the
-    built-in sandbox."""
+    its own) and ``settings``, and nothing of this process's GATEWAY_/TIKTOK_ settings; TikTok and
+    GA4 go to the built-in sandbox."""
     port, admin_port = free_port(), free_port()
     env = {
         key: value
@@ -283,7 +288,8 @@ def serving(installed: Installed, tmp_path: Path, prefix: tuple[str, ...] = ()) 
         "GATEWAY_GA4_ENDPOINT": "sandbox",
         "GATEWAY_BATCH_MAX_WAIT_MS": "20",
     }
-    (tmp_path / "data").mkdir()
+    env |= settings or {}
+    (tmp_path / "data").mkdir(parents=True)
     with (tmp_path / "serve.log").open("wb") as log:
         process = subprocess.Popen(
             [*prefix, str(installed.command), "serve"],
@@ -313,14 +319,18 @@ def served(installed: Installed, tmp_path: Path) -> Iterator[Served]:
         yield running
 
 
-def delivered_events(served: Served) -> list[str]:
-    """The TikTok event names the built-in sandbox accepted, once it has some (5 s at most)."""
+def delivered(served: Served) -> list[dict[str, Any]]:
+    """The TikTok events the built-in sandbox accepted, once it has some (5 s at most)."""
     for _ in range(50):
         listing = httpx.get(f"{served.admin}/sandbox/events", timeout=5).json()
-        if names := [stored["event"]["event"] for stored in listing["events"]]:
-            return names
+        if events := [stored["event"] for stored in listing["events"]]:
+            return events
         time.sleep(0.1)
     return []
+
+
+def delivered_events(served: Served) -> list[str]:
+    return [event["event"] for event in delivered(served)]
 
 
 def test_the_installed_wheel_runs_the_compiled_hot_path(installed: Installed) -> None:
@@ -383,6 +393,69 @@ def test_the_health_checks_and_probes_answer_and_stop_gracefully(
     assert not wal.exists()
     stopped = subprocess.run(check, env=served.env, timeout=10, capture_output=True, check=False)
     assert stopped.returncode != 0  # the check does fail when nothing answers
+
+
+# --- Caddy in front -------------------------------------------------------------------------------
+
+
+def test_behind_the_caddyfile_the_gateway_sees_the_visitor_and_not_a_forged_address(
+    installed: Installed, tmp_path: Path
+) -> None:
+    """deploy/Caddyfile in front of the installed gateway, as compose.yaml runs them: TLS (here
+    Caddy's internal certificate for an IP address), and the gateway trusting the proxy's address
+    alone. A visitor on 127.0.0.2 who writes its own X-Forwarded-For reaches TikTok as 127.0.0.2:
+    Caddy replaced the header; the gateway believed Caddy (127.0.0.1) and nobody else."""
+    if shutil.which("caddy") is None:
+        pytest.skip("caddy is not installed (Debian: apt-get install caddy)")
+    caddyfile = (DEPLOY / "Caddyfile").read_text()
+    target = f"reverse_proxy gateway:{DEFAULTS.port}"
+    assert target in caddyfile
+    https_port, http_port = free_port(), free_port()
+    settings = {"GATEWAY_HOST": "127.0.0.1", "GATEWAY_TRUSTED_PROXIES": "127.0.0.1/32"}
+    with serving(installed, tmp_path / "gateway", settings=settings) as gateway:
+        # Global options for a test run: no admin endpoint, free ports, the internal CA kept
+        # out of this machine's trust store. The site block is the file's own.
+        test_file = tmp_path / "Caddyfile"
+        test_file.write_text(
+            f"{{\n\tadmin off\n\tskip_install_trust\n\thttp_port {http_port}\n"
+            f"\thttps_port {https_port}\n}}\n\n"
+            + caddyfile.replace(target, f"reverse_proxy {gateway.public.removeprefix('http://')}")
+        )
+        home = tmp_path / "caddy-home"
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(home),
+            "XDG_DATA_HOME": str(home / "data"),
+            "XDG_CONFIG_HOME": str(home / "config"),
+            "SITE_DOMAIN": "127.0.0.1",
+        }
+        with (tmp_path / "caddy.log").open("wb") as log:
+            caddy = subprocess.Popen(
+                ["caddy", "run", "--adapter", "caddyfile", "--config", str(test_file)],
+                env=env,
+                stdout=log,
+                stderr=log,
+            )
+        try:
+            transport = httpx.HTTPTransport(local_address="127.0.0.2", verify=False)
+            with httpx.Client(transport=transport, timeout=10) as client:
+                url = f"https://127.0.0.1:{https_port}"
+                for _ in range(100):
+                    try:
+                        client.get(f"{url}/healthz")
+                        break
+                    except httpx.TransportError:
+                        assert caddy.poll() is None, (tmp_path / "caddy.log").read_text()
+                        time.sleep(0.1)
+                answer = client.post(
+                    f"{url}/g/collect?{SAMPLE_HIT}", headers={"X-Forwarded-For": "203.0.113.9"}
+                )
+            assert answer.status_code == 204
+            (event,) = delivered(gateway)
+            assert event["user"]["ip"] == "127.0.0.2"
+        finally:
+            caddy.terminate()
+            caddy.wait(timeout=10)
 
 
 # --- systemd -------------------------------------------------------------------------------------
