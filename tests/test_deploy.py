@@ -2,7 +2,9 @@
 
 - A wheel built from the repository as ``deploy/Dockerfile`` builds it (the hot path compiled with
   mypyc, in a build environment of its own) and installed into a fresh venv serves a hit; the
-  image's ``HEALTHCHECK`` command and the Kubernetes probes succeed against it.
+  image's ``HEALTHCHECK`` command and the Kubernetes probes succeed against it; it runs with
+  write+execute memory refused (the unit's ``MemoryDenyWriteExecute``); behind ``deploy/Caddyfile``
+  it takes the visitor's address from the proxy, never a forged one.
 - The systemd unit passes ``systemd-analyze verify`` without a single warning.
 - Every variable that ``compose.yaml``, the manifests, the unit, the Dockerfile and
   ``gateway.env.example`` set is one the configuration reads, and together they load.
