@@ -125,6 +125,27 @@ async def dead_letter(queue: Queue, event: dict[str, Any], tag: str = "default")
     return (await queue.dead_letters())[0].id  # the most recent first
 
 
+def test_a_paused_destination_is_listed_but_the_process_stays_ready() -> None:
+    """A refused token is the operator's to fix; the process still takes hits (and GA4 goes
+    on), so a load balancer must not take it out of rotation."""
+
+    async def scenario() -> None:
+        async with running(config_of(ADMIN)) as gateway:
+            worker = gateway.runtime.worker
+            assert worker is not None
+            worker.lanes["default"].hold.pause = PauseState(
+                "unauthorized", 40105, "bad token", 1.0, 61.0
+            )
+            public = await gateway.client.get("/readyz")
+            assert (public.status_code, public.json()) == (200, {"status": "ready"})
+            detailed = await gateway.admin.get("/readyz", headers=BEARER)
+            assert detailed.status_code == 200
+            assert detailed.json()["paused"] == {"default": "code 40105: bad token"}
+            assert detailed.json()["problems"] == []
+
+    asyncio.run(scenario())
+
+
 def test_queue_state_lists_paused_and_backing_off_tags() -> None:
     async def scenario() -> None:
         async with running(config_of(ADMIN)) as gateway:

@@ -36,16 +36,18 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 async def _readiness(request: Request) -> dict[str, Any]:
-    """Ready when the queue answers, can be written (no put failed since the last write that
-    went through: ``queue/admission.py`` probes one while they fail) and is under its caps, the
-    delivery worker reaches it, and no destination is paused; else the reasons. Each recovers by
-    itself (a write probe that goes through, delivery draining the queue under its caps, the
-    worker's next successful call).
+    """Ready means "this process can take hits": the queue answers, can be written (no put
+    failed since the last write that went through: ``queue/admission.py`` probes one while they
+    fail) and is under its caps, and the delivery worker reaches it; else the reasons. Each
+    recovers by itself (a write probe that goes through, delivery draining the queue under its
+    caps, the worker's next successful call).
 
-    A paused destination (TikTok refused a tag's token or pixel permission) is a configuration
-    problem the operator must fix; its items stay queued meanwhile. A destination backing off (it
-    or the network failing its requests) is not this process's problem: it stays ready, so a load
-    balancer keeps sending hits, and the body lists it under ``backing_off``.
+    What a destination does is not readiness: a destination backing off (it or the network
+    failing) or paused (TikTok refused a tag's token or pixel permission: a configuration problem
+    the operator must fix) keeps its items queued, and the other destinations go on. Taking the
+    process out of a load balancer for it would refuse every hit, for every destination, on
+    every replica with the same settings. The admin body lists them under ``paused`` and
+    ``backing_off``; ``gateway_destination_paused`` in ``/metrics`` is what to alert on.
     """
     runtime = runtime_of(request)
     problems: list[str] = []
@@ -63,9 +65,12 @@ async def _readiness(request: Request) -> dict[str, Any]:
     if runtime.worker is not None:
         if runtime.worker.health.failing:
             problems.append("the delivery worker cannot reach the queue")
-        for name, state in runtime.worker.paused.items():
-            code = f"code {state.code}: " if state.code is not None else ""
-            problems.append(f"destination {name} paused: {code}{state.message}")
+        paused = runtime.worker.paused.items()
+        if paused:
+            body["paused"] = {
+                name: (f"code {state.code}: " if state.code is not None else "") + state.message
+                for name, state in sorted(paused)
+            }
         backing_off = runtime.worker.backing_off.items()
         if backing_off:
             body["backing_off"] = {
