@@ -22,6 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from bare import serve_bare
 from servers import free_ports, machine, start, stop
 
 MB = 1024 * 1024
@@ -76,17 +77,6 @@ def bomb(name: str, args: list[str], env: dict[str, str], hits: int, mb: int) ->
         for sock in held:
             sock.close()
         stop([process])
-
-
-def serve_bare(kind: str, port: int) -> None:
-    """The bare app on ``port`` under uvicorn's httptools protocol, bounded or not."""
-    import uvicorn
-
-    from bare import BARE
-    from tiktok_gateway.endpoints.limits import HttpLimits, limited_protocol
-
-    http = "httptools" if kind == "base" else limited_protocol(HttpLimits(max_connections=10_000))
-    uvicorn.run(BARE, port=port, http=http, loop="uvloop", log_config=None, access_log=False)
 
 
 def main() -> None:

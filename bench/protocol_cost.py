@@ -28,6 +28,7 @@ from typing import Any
 
 import uvloop
 
+from bare import serve_bare
 from servers import free_ports, machine, start, stop
 
 HEAD = (
@@ -112,16 +113,6 @@ def in_process_us(kind: str, requests: int) -> float:
 
     uvloop.install()
     return asyncio.run(run())
-
-
-def serve_bare(kind: str, port: int) -> None:
-    import uvicorn
-
-    from bare import BARE
-    from tiktok_gateway.endpoints.limits import HttpLimits, limited_protocol
-
-    http = "httptools" if kind == "base" else limited_protocol(HttpLimits(max_connections=10_000))
-    uvicorn.run(BARE, port=port, http=http, loop="uvloop", log_config=None, access_log=False)
 
 
 def main() -> None:
