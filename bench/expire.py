@@ -105,6 +105,13 @@ async def timed(call: Callable[[], Awaitable[object]]) -> float:
     return time.perf_counter() - began
 
 
+def paired(label: str, ours: list[float], theirs: list[float]) -> None:
+    """The ratio of the medians, and the median of the rounds' own ratios (each round ran both
+    side by side, so it is the one that load from other processes disturbs least)."""
+    rounds = median(a / b for a, b in zip(ours, theirs, strict=True))
+    print(f"  ratio ({label}): {median(ours) / median(theirs):.2f}, by round {rounds:.2f}")
+
+
 def show(name: str, times: list[float]) -> None:
     print(f"  {name:42s} {median(times) * 1000:8.2f} ms ({max(times) * 1000:.2f})")
 
@@ -182,7 +189,7 @@ async def lease_beside_backlog(store: Store, depth: int, repeat: int) -> None:
             times[label].append(await timed(lease_and_ack))
     show("lease 100 of other group + ack", times["empty"])
     show(f"  the same, {depth:,} in group held", times["backlog"])
-    print(f"  ratio (backlog / empty): {median(times['backlog']) / median(times['empty']):.2f}")
+    paired("backlog / empty", times["backlog"], times["empty"])
     if store.name == "redis":
         print(
             f"  first lease after {depth:,} unread held entries: {first_calls} calls,"
@@ -216,8 +223,7 @@ async def put_cost(store: Store, depth: int, repeat: int) -> None:
             times[label].append(await timed(partial(queue.put, batch)))
     for label in queues:
         show(f"put 1,000 (fsync), {label}", times[label])
-    ratio = median(times["this tree"]) / median(times["replaced index"])
-    print(f"  ratio (this tree / replaced index): {ratio:.2f}")
+    paired("this tree / replaced index", times["this tree"], times["replaced index"])
     for queue in queues.values():
         await queue.close()
 
@@ -258,8 +264,7 @@ async def delivery_scripts(store: Store, revision: str, repeat: int) -> None:
             times[label].append(await timed(lease_and_ack))
     for label in queues:
         show(f"lease 1,000 + ack, scripts of {label}", times[label])
-    ratio = median(times["this tree"]) / median(times[revision])
-    print(f"  ratio (this tree / {revision}): {ratio:.2f}")
+    paired(f"this tree / {revision}", times["this tree"], times[revision])
     for queue in queues.values():
         await queue.close()
 
