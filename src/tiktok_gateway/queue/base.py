@@ -124,8 +124,8 @@ class QueueUnavailable(Exception):
 # ``Limits.max_age``), whether found in a failed batch or by ``Queue.expire``.
 EXPIRED: Final = "expired"
 
-# Items of the group that one ``expire`` call reads at most (past ``limit``, when more of the
-# oldest are leased): a call never holds the storage long, whatever it finds.
+# Items of the group that one ``expire`` call looks at, at most (``limit`` if larger): a call
+# never holds the storage long, however many of the oldest are leased.
 MAX_EXPIRE_SCAN: Final = 2_000
 
 # How long a health check, a scrape or an admin page waits for stats() before it reports the
@@ -180,9 +180,9 @@ class Queue(Protocol):
 
         For a destination that sends nothing (held or paused), so that its items still expire
         without being leased. Delayed items (nacked) expire too; leased ones are left to their
-        worker. Reads only that group's oldest items (no scan of the queue): a backend may look
-        at a bounded number of them per call (``MAX_EXPIRE_SCAN``), so a call can move fewer
-        than it might when that many of the oldest are leased; the next call goes on."""
+        worker. Reads only that group's oldest items (no scan of the queue), and of those
+        ``max(limit, MAX_EXPIRE_SCAN)`` at most: when more of the oldest than that are leased, a
+        call moves fewer than it could (until their worker finishes them)."""
 
     async def stats(self) -> QueueStats:
         """Depth, leased count, oldest age and dead-letter count."""

@@ -340,7 +340,7 @@ def _purge(conn: sqlite3.Connection) -> int:
     return removed
 
 
-# The distinct groups, one index seek each (a skip-scan of items_group_enqueued written out):
+# The distinct groups, one index seek each (a skip-scan of a (grp, ...) index written out):
 # as cheap with a million items as with ten, where DISTINCT would read them all.
 _DISTINCT_GROUPS = (
     "WITH RECURSIVE g(grp) AS (SELECT min(grp) FROM items"
