@@ -7,23 +7,30 @@ collectors and ``Ingest``, into a memory queue, no delivery), and the items they
 ``Queue.put`` into the SQLite file in batches of 20,000 (one transaction each, for speed:
 1,000,000 hits through HTTP would take several minutes), cycling through them until ``--events``
 TikTok events are queued (with ``--forward``, the GA4 forwards the same hits made come along in
-their proportion, one per hit). The filled file is kept and copied afresh before each start, so
-every run starts from the same queue.
+their proportion, one per hit). The filled file is kept and copied afresh before each start, and
+dropped from the page cache (as after a reboot; ``--warm`` keeps it cached).
 
-Each run starts ``tiktok-gateway serve`` as a subprocess on CPU 0 (this script runs on CPU 1),
-TikTok (and Google) at a closed port, i.e. in an outage, ``GATEWAY_QUEUE_MAX_EVENTS`` raised over
-the queue's depth so that hits are still taken, and measures: the seconds from exec to the first
-``/healthz`` 200 and to the first public ``/readyz`` 200 (polled every 5 ms); the process's VmRSS
-and VmHWM at ``/readyz``, after 30 s and 60 s of outage (the TikTok lane probes, its leases and
-retries go on), and after 10 s of ``--rate`` hits/s (open loop, bench/ingest.py's mix); the
-seconds a graceful stop (SIGTERM) took. Medians over ``--runs`` runs per queue; then the queue
-file's bytes per item (the file after the fill over its item count, and the same after the runs'
-graceful stops).
+Each start runs ``tiktok-gateway serve`` as a subprocess on CPU 0 (this script runs on CPU 1),
+TikTok (and Google) at a closed port, i.e. in an outage, with ``GATEWAY_QUEUE_MAX_EVENTS`` and
+``GATEWAY_QUEUE_MAX_BYTES`` raised over the queue's size so that hits are still taken. Measured:
 
-``--redis`` also times the start (``/healthz``, ``/readyz``, RSS at ``/readyz``) against a private
-``redis-server`` holding the same items (Redis's own memory is Redis's, not counted here).
+- ``--starts`` starts per queue (empty, full): ms from exec to the first ``/healthz`` 200 (polled
+  every 5 ms), the CPU ``serve`` used until then, that time less what its threads waited for a
+  CPU (``/proc/<pid>/task/*/schedstat``: other processes' work on this shared machine; what an
+  idle core would have taken), ms to the first public ``/readyz`` 200, VmRSS/VmHWM then;
+- ``--runs`` full runs per queue: the same, then VmRSS/VmHWM after 30 s and 60 s of outage (the
+  TikTok lane holds back and probes, leases and releases), and after 10 s of ``--rate`` hits/s
+  (open loop, bench/ingest.py's mix; rate, p99 and non-2xx printed), and the seconds a graceful
+  stop (SIGTERM) took;
+- the queue file's bytes per item and per TikTok event after the fill.
 
-    .venv/bin/python bench/million.py [--events 1000000] [--runs 3] [--outage 60] [--redis]
+Medians over the starts and runs. ``--compare EXE`` alternates another build's
+``tiktok-gateway`` (the code before a change) in every start and run: an A/B in one run.
+``--redis`` also times starts against a private ``redis-server`` (no persistence) holding the
+same items (Redis's own memory is Redis's, not counted here).
+
+    .venv/bin/python bench/million.py [--events 1000000] [--starts 7] [--runs 3] [--redis]
+        [--forward] [--keep FILE] [--compare OTHER/.venv/bin/tiktok-gateway]
 """
 
 from __future__ import annotations
@@ -179,7 +186,9 @@ def _run(
     """One start of ``serve``: its start times and memory (the module docstring)."""
     port, admin = servers.free_ports(2)
     env = env | {"GATEWAY_ADMIN_PORT": str(admin), "GATEWAY_LOG_LEVEL": "warning"}
-    env["GATEWAY_QUEUE_MAX_EVENTS"] = str(10_000_000)  # over the depth: hits are still taken
+    # Over the depth (2,000,000 items and 2.2 GB with forwarding): hits are still taken.
+    env["GATEWAY_QUEUE_MAX_EVENTS"] = str(10_000_000)
+    env["GATEWAY_QUEUE_MAX_BYTES"] = str(20 * 2**30)
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("TIKTOK_", "GATEWAY_"))}
     row: dict[str, float] = {}
     with log.open("ab") as out:

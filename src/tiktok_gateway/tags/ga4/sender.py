@@ -17,13 +17,16 @@ Two senders with one contract (``Sender``):
 Either way the request carries exactly the forward's headers plus ``Host``, ``Content-Length``
 (and what the transport adds to manage the connection).
 
-aiohttp is imported by the first ``AiohttpSender.post``, not with this module: its import took
-130 ms of the 0.8 s ``serve`` needed to answer ``/healthz`` (bench/million.py), and a gateway
-that forwards nothing, or only to the sandbox, never needs it.
+aiohttp is imported by the first ``AiohttpSender.post``, in a thread, not with this module: its
+import took 130 ms of the 0.8 s ``serve`` needed to answer ``/healthz`` (bench/million.py); in
+the event loop, a backlog of forwards at start would have had the first post hold up ``/healthz``
+as long. A gateway that forwards nothing, or only to the sandbox, never imports it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
@@ -102,10 +105,15 @@ class AiohttpSender:
     def __init__(self, connections: int) -> None:
         self._connections = connections
         self._session: _Session | None = None
+        self._importing: asyncio.Future[None] | None = None  # the first post's, shared
 
-    def _open(self) -> _Session:
+    async def _open(self) -> _Session:
         if self._session is None:
-            import aiohttp  # here, not at the top: see the module docstring
+            if self._importing is None:  # the import runs in a thread: the loop goes on
+                self._importing = asyncio.ensure_future(asyncio.to_thread(_import_aiohttp))
+            await asyncio.shield(self._importing)
+        if self._session is None:
+            import aiohttp  # imported by the thread: a look-up in sys.modules
             import yarl
 
             connector = aiohttp.TCPConnector(limit=self._connections)
@@ -117,7 +125,7 @@ class AiohttpSender:
         return self._session
 
     async def post(self, url: str, headers: Headers, body: bytes, timeout: float) -> Answer:
-        opened = self._open()
+        opened = await self._open()
         try:
             async with opened.session.post(
                 opened.url(url, encoded=True),
@@ -135,3 +143,9 @@ class AiohttpSender:
         if self._session is not None:
             await self._session.session.close()
             self._session = None
+
+
+def _import_aiohttp() -> None:
+    """aiohttp and yarl into ``sys.modules`` (run in a thread: see the module docstring)."""
+    importlib.import_module("aiohttp")
+    importlib.import_module("yarl")
