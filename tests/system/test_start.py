@@ -9,6 +9,7 @@ page cache first, as after a reboot.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -70,7 +71,8 @@ def _waited_for_cpu(pid: int) -> float:
     """Seconds the process's threads waited for a CPU, busy with other processes (schedstat)."""
     total = 0
     for task in Path(f"/proc/{pid}/task").iterdir():
-        total += int((task / "schedstat").read_text().split()[1])
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            total += int((task / "schedstat").read_text().split()[1])
     return total / 1e9
 
 
