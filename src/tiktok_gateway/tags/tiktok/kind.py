@@ -9,6 +9,7 @@ from tiktok_gateway.delivery.destination import Destination
 from tiktok_gateway.ingest import Collector
 from tiktok_gateway.tags.kind import Kind
 from tiktok_gateway.tags.tiktok.check import describe_tag, target_name
+from tiktok_gateway.tags.tiktok.client import AiohttpPoster
 from tiktok_gateway.tags.tiktok.collector import TikTokCollector
 from tiktok_gateway.tags.tiktok.destination import TikTokDestination, tiktok_limits
 from tiktok_gateway.tags.tiktok.mapping import KIND as NAME
@@ -18,13 +19,16 @@ SANDBOX_LISTING = "/sandbox/events"
 
 
 def destinations(config: Config, sandbox_url: str) -> list[Destination]:
-    """One destination per tag; a tag without a token posts to ``sandbox_url``."""
+    """One destination per tag; a tag with a token posts to its ``api_url`` through a client of
+    its own (aiohttp), one without to ``sandbox_url`` (in process, through the runtime's)."""
     gateway = config.gateway
     limits = tiktok_limits(
         gateway.max_in_flight, gateway.event_expiry_seconds, gateway.request_timeout_seconds
     )
     return [
-        TikTokDestination(tag, tag.api_url if tag.access_token else sandbox_url, limits)
+        TikTokDestination(tag, tag.api_url, limits, AiohttpPoster(limits.max_in_flight))
+        if tag.access_token
+        else TikTokDestination(tag, sandbox_url, limits)
         for tag in config.tags
     ]
 
