@@ -11,18 +11,11 @@ admin ``/readyz``.
 ``--latency-ms`` adds that much to every sandbox answer, standing in for a TikTok that is further
 away than the same machine.
 
-``--compare KEY=VALUE`` (repeatable; e.g. ``PYTHONPATH=/path/to/other/tree/src``) adds a second
-variant: the drainer of every other round runs with those variables (pre-loading always runs this
-tree), rounds alternating "this" and "other", and the medians are printed per variant with the
-ratio of their events per gateway CPU second.
-
-Reading it: "events/s" is the MEDIAN of the per-second rates while the queue drains (the first
-and last, partial, seconds left out); "overall": events over the time from the first accepted
-event to the last; "per CPU-s": events per second of gateway CPU time (the number to trust when
-"others", what other processes took of CPU 0 meanwhile, is high). "gw CPU" and "tiktok CPU" are
-each process's share of one core. "max depth"/"max leased" show that the queue only shrinks and
-the worker holds a bounded number of events; RSS: the draining gateway's peak (VmHWM).
-Target: >= 20,000 events/s.
+``--compare [NAME@]KEY=VALUE`` (repeatable; e.g. ``PYTHONPATH=/path/to/other/tree/src``) adds a
+variant (named ``other`` without ``NAME@``; occurrences with one name add to its variables): the
+drainer of its rounds runs with those variables (pre-loading always runs this tree). Rounds
+alternate "this" and the variants, and the medians are printed per variant with the ratio of
+their events per gateway CPU second to this tree's.
 """
 
 from __future__ import annotations
@@ -189,7 +182,7 @@ def main() -> None:
         "--compare",
         action="append",
         default=[],
-        help="KEY=VALUE for the drainer of the 'other' variant (rounds alternate with 'this')",
+        help="[NAME@]KEY=VALUE for the drainer of a variant (rounds alternate with 'this')",
     )
     parser.add_argument(
         "--py-spy", type=Path, help="record each drainer with py-spy into this folder (raw)"
@@ -204,9 +197,12 @@ def main() -> None:
         f"{len(events):,} events in {len(bodies)} POSTs of {len(bodies[0]) / 1000:.0f} bytes/event"
     )
     variants: dict[str, dict[str, str]] = {"this": {}}
-    if args.compare:
-        variants["other"] = dict(kv.split("=", 1) for kv in args.compare)
-        print(f"other: {variants['other']}")
+    for spec in args.compare:
+        name, _, setting = spec.rpartition("@") if "@" in spec.split("=", 1)[0] else ("", "", spec)
+        key, value = setting.split("=", 1)
+        variants.setdefault(name or "other", {})[key] = value
+    for name, settings in list(variants.items())[1:]:
+        print(f"{name}: {settings}")
     tmp = Path(tempfile.mkdtemp(prefix="bench-delivery-"))
     log = tmp / "servers.log"
     ports = servers.free_ports(3)
@@ -266,12 +262,13 @@ def main() -> None:
     for name, rounds in results.items():
         print(f"\nMEDIANs of {len(rounds)} rounds, {name}")
         _table(rounds)
-    if len(results) > 1:
-        this, other = (median(r["per_cpu"] for r in results[k]) for k in ("this", "other"))
+    this = median(r["per_cpu"] for r in results["this"])
+    print(f"\nper gateway CPU second (median): this {this:,.0f} ({1e6 / this:.1f} us per event)")
+    for name in list(results)[1:]:
+        other = median(r["per_cpu"] for r in results[name])
         print(
-            f"\nper gateway CPU second: this {this:,.0f}, other {other:,.0f}:"
-            f" this / other = {this / other:.2f}"
-            f" ({1e6 / this:.1f} against {1e6 / other:.1f} us of CPU per event)"
+            f"  {name} {other:,.0f} ({1e6 / other:.1f} us per event): this / {name}"
+            f" = {this / other:.2f}"
         )
 
 
