@@ -258,6 +258,10 @@ def _lease(
             " ORDER BY available_at, id LIMIT ?",
             (now, *exclude, limit),
         ).fetchall()
+    elif len(only) == 1:  # a lane's lease: its group's range is in lease order already
+        cursor = conn.execute(_LEASE_GROUP, (only[0], now, limit))
+        rows = cursor.fetchall()
+        cursor.close()
     else:
         # The first `limit` of each group, merged: the first `limit` of all of them. One query
         # with "grp IN (...)" would read and sort every available item of those groups.
