@@ -23,7 +23,7 @@ from tests.servers import loopback_socket, served_in_thread
 from tiktok_gateway.delivery.destination import Batch
 from tiktok_gateway.delivery.outcome import Delivered, Retry
 from tiktok_gateway.queue.base import LeasedItem
-from tiktok_gateway.tags.tiktok.client import AiohttpPoster, TrackReply, post_batch
+from tiktok_gateway.tags.tiktok.client import AiohttpPoster, TrackReply, env_proxy, post_batch
 from tiktok_gateway.tags.tiktok.envelope import Envelope, RawEnvelope
 from tiktok_gateway.tags.tiktok.kind import destinations
 
@@ -144,3 +144,22 @@ def test_a_tag_with_a_token_delivers_through_its_own_client(
     [(_, _, headers, body)] = recorder.seen
     assert headers["access-token"] == "tok-2"
     assert json.loads(body)["data"] == [{"event": "Pageview", "event_id": "e1"}]
+
+
+def test_the_proxy_the_environment_names_is_used(
+    tiktok: tuple[Recorder, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the httpx client did: HTTP(S)_PROXY, and NO_PROXY exempting hosts."""
+    recorder, proxy = tiktok  # the stand-in takes the absolute-form request a proxy gets
+    for name in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    monkeypatch.setenv("http_proxy", proxy)
+    reply = asyncio.run(_via_aiohttp("http://tiktok.invalid", "tok-1"))
+    assert reply.status == 200
+    [(_, path, headers, body)] = recorder.seen
+    assert (path, headers["host"], body) == ("/open_api/v1.3/event/track/", "tiktok.invalid", BODY)
+    monkeypatch.setenv("NO_PROXY", "tiktok.invalid")
+    monkeypatch.setenv("no_proxy", "tiktok.invalid")
+    assert env_proxy("http://tiktok.invalid") is None
+    assert env_proxy("http://business-api.tiktok.com") == proxy
