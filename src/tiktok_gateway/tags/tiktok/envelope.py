@@ -103,6 +103,9 @@ _HEAD = re.compile(
 # the member itself (in a payload of the current layout).
 _EVENT_ID_KEY = b',"event_id":"'
 _EVENT_KEY = b'","event":{'
+_ID_START = len(_EVENT_ID_KEY)
+_EVENT_START = len(_EVENT_KEY) - 1  # the event's "{"
+_new = tuple.__new__
 
 
 @lru_cache(maxsize=256)
@@ -123,8 +126,6 @@ def _route(head: bytes) -> tuple[str, str, str | None]:
 
 def _text(content: bytes) -> str:
     """The value of a JSON string whose bytes between the quotes are ``content``."""
-    if b"\\" not in content and b'"' not in content:
-        return content.decode()  # UnicodeDecodeError is a ValueError
     value = wire_json.loads(b'"' + content + b'"')
     if not isinstance(value, str):  # cannot happen for a JSON string
         raise TypeError("not a JSON string")
@@ -174,14 +175,16 @@ class RawEnvelope(NamedTuple):
         """
         key = payload.find(_EVENT_ID_KEY)
         end = payload.find(_EVENT_KEY, key)
-        if key > 0 and end > 0 and payload.endswith(b"}}"):
+        if key > 0 and end > 0 and payload[-2:] == b"}}":
             try:
                 tag, pixel, code = _route(payload[:key])
             except ValueError:
                 pass  # the earlier layout (its event holds an event_id member), or not ours
             else:
-                event_id = _text(payload[key + len(_EVENT_ID_KEY) : end])
-                return cls(tag, pixel, code, event_id, payload[end + len(_EVENT_KEY) - 1 : -1])
+                content = payload[key + _ID_START : end]
+                event_id = content.decode() if b"\\" not in content else _text(content)
+                event = payload[end + _EVENT_START : -1]
+                return _new(cls, (tag, pixel, code, event_id, event))  # no Python-level __new__
         envelope = Envelope.from_bytes(payload)  # the earlier layout, or not ours at all
         event_id = str(envelope.event.get("event_id", ""))
         return cls(
