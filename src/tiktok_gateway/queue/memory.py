@@ -45,27 +45,14 @@ def lease_id(number: int, leases: int) -> str:
 
 
 # ASCII digits, few enough to fit SQLite's 64-bit integers: anything else is an unknown id.
-_DIGITS = 18
+_LEASE_ID = re.compile(r"([0-9]{1,18}):([0-9]{1,18})")
 _DEAD_ID = re.compile(r"[0-9]{1,18}")
 
 
 def parse_lease_id(text: str) -> tuple[int, int] | None:
-    """``(number, leases)`` from a ``lease_id``; ``None`` for anything else.
-
-    Without a regular expression: the worker parses every id it acks, and ``partition`` and
-    ``isdigit`` took a fifth of the time ``fullmatch`` did (0.3 against 1.4 us).
-    """
-    number, colon, leases = text.partition(":")
-    if (
-        colon
-        and 0 < len(number) <= _DIGITS
-        and 0 < len(leases) <= _DIGITS
-        and text.isascii()  # isdigit alone takes other scripts' digits and superscripts too
-        and number.isdigit()
-        and leases.isdigit()
-    ):
-        return int(number), int(leases)
-    return None
+    """``(number, leases)`` from a ``lease_id``; ``None`` for anything else."""
+    match = _LEASE_ID.fullmatch(text)
+    return (int(match[1]), int(match[2])) if match else None
 
 
 def parse_dead_id(text: str) -> int | None:
