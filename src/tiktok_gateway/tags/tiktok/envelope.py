@@ -89,15 +89,10 @@ class Envelope:
 _STRING = rb'"[^"\\]*(?:\\.[^"\\]*)*"'
 # The members before event_id (the same for every event of a route).
 _HEAD = re.compile(
-    rb'\{"tag":'
-    + _STRING
-    + rb',"pixel":'
-    + _STRING
-    + rb'(?:,"test_event_code":'
-    + _STRING
-    + rb")?",
+    rb'\{"tag":' + _STRING + rb',"pixel":' + _STRING
+    + rb'(?:,"test_event_code":' + _STRING + rb")?",
     re.DOTALL,
-)
+)  # fmt: skip
 # Where the event_id member starts and where its string ends and the event begins. Inside a JSON
 # string every '"' is escaped, so neither can occur in a string: the first occurrence of each is
 # the member itself (in a payload of the current layout).
