@@ -9,6 +9,12 @@ counts from each request's scheduled time, so a stalled server cannot hide). Rou
 gateway and bare. The mix, modelled on shared/fixtures/ga4/real-hits.txt, per 16 hits: 7 page_view,
 3 view_item, 2 add_to_cart (3 items), 1 purchase (5 items, e-mail, phone), 3 batched CRLF POSTs.
 
+Sustained throughput (issue 13): after each closed-loop round of a gateway the benchmark waits
+until the gateway's queue has drained (every TikTok event and GA4 forward delivered to the
+sandbox, read from its admin ``/readyz``), and counts the round's 2xx hits over the time from the
+first hit until then, and over the gateway's CPU seconds in that time: work deferred past the
+answer is paid for. That rate over the bare app's is the target ratio (>= 0.35).
+
 Reading it: MEDIANs over the rounds. "srv CPU": the server's CPU share (all threads); "others":
 what other processes took of CPU 0 meanwhile (noise; trust "hits/CPU-s" and its ratio then).
 "gen CPU" well under 100% and a small send lag: the generator is not the limit. RSS: VmRSS (VmHWM).
@@ -53,6 +59,7 @@ UAFVL = "Chromium%3B136.0.7103.114%7CGoogle%2520Chrome%3B136.0.7103.114%7CNot.A%
 SERVER_CPU, LOAD_CPU = 0, 1
 COMPARED = "gateway-b"  # the second gateway of --compare
 Round = dict[str, float]
+SUSTAINED = ("sustained", "sustained_per_cpu")  # a gateway's closed-loop rounds have these too
 
 
 def _hit(kind: str, rng: random.Random, session: int) -> bytes:  # a raw HTTP/1.1 request
@@ -157,8 +164,28 @@ def _memory(pid: int) -> str:
     return f"{rss:.0f} MiB (peak {peak:.0f})"
 
 
-def _round(closed: bool, port: int, pid: int, seconds: float, args: argparse.Namespace) -> Round:
-    """One load round from a generator process on LOAD_CPU, with the server's CPU share."""
+def _drained(admin_port: int, timeout: float = 300.0) -> None:
+    """Wait until the gateway's queue holds nothing undelivered (its admin ``/readyz``)."""
+    url, deadline = f"http://127.0.0.1:{admin_port}/readyz", time.monotonic() + timeout
+    while httpx.get(url, timeout=5).json()["queue"]["depth"] > 0:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the queue did not drain within {timeout} s")
+        time.sleep(0.02)
+
+
+def _round(
+    closed: bool,
+    port: int,
+    pid: int,
+    seconds: float,
+    args: argparse.Namespace,
+    admin_port: int | None = None,
+) -> Round:
+    """One load round from a generator process on LOAD_CPU, with the server's CPU share.
+
+    ``admin_port`` (a gateway's): the round also waits until everything it queued is delivered
+    and reports ``sustained``, hits per second from the first hit until then, and
+    ``sustained_per_cpu``, per CPU second of the gateway over that time."""
     if closed:
         cmd = ["wrk", "-t1", f"-c{args.connections}", f"-d{max(1, round(seconds))}s"]
         cmd += ["--timeout", "5s", "-s", str(args.lua), f"http://127.0.0.1:{port}/"]
@@ -173,6 +200,11 @@ def _round(closed: bool, port: int, pid: int, seconds: float, args: argparse.Nam
     ).stdout  # fmt: skip
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     (cpu_after, busy_after), wall = _cpu_seconds(pid), time.perf_counter() - began
+    drained: dict[str, float] = {}
+    if admin_port is not None:
+        _drained(admin_port)
+        span = time.perf_counter() - began
+        drained = {"sustained": span, "sustained_cpu": _cpu_seconds(pid)[0] - cpu}
     server, others = (cpu_after - cpu) / wall, (busy_after - busy - cpu_after + cpu) / wall
     if closed:
         count, micros, bad, p50, p99 = map(int, out.split("WRK ", 1)[1].split())
@@ -181,6 +213,12 @@ def _round(closed: bool, port: int, pid: int, seconds: float, args: argparse.Nam
     else:
         result = json.loads(out)
     result |= {"srv_cpu": server, "others": others}
+    if drained and closed:  # the hits answered 2xx, all delivered by the end of the span
+        hits = count - bad
+        result |= {
+            "sustained": hits / drained["sustained"],
+            "sustained_per_cpu": hits / max(drained["sustained_cpu"], 1e-9),
+        }
     return result | {"per_cpu": result["rate"] / max(server, 1e-9)}
 
 
@@ -209,7 +247,18 @@ def _report(
     if (True, "gateway") in runs:
         ratios = zip(("hits/s", "hits per server CPU second"), _ratio(runs, "gateway"), strict=True)
         for what, ratio in ratios:
-            print(f"ratio a/b, {what}: {ratio:.2f} [target >= 0.6: {ratio >= 0.6}]")
+            print(f"answered / bare, {what}: {ratio:.2f}")
+        bare = runs[(True, "bare")]
+        for name in ("gateway", COMPARED):
+            if (True, name) not in runs:
+                continue
+            rounds = runs[(True, name)]
+            speed, per_cpu = (median(r[k] for r in rounds) for k in SUSTAINED)
+            ratio = speed / median(r["rate"] for r in bare)
+            thrift = per_cpu / median(r["per_cpu"] for r in bare)
+            print(f"{name} sustained (2xx hits / time until all delivered): {speed:,.0f} hits/s,"
+                  f" {per_cpu:,.0f} per CPU second; / bare: {ratio:.2f} and {thrift:.2f}"
+                  f" [target >= 0.35: {ratio >= 0.35}]")  # fmt: skip
         shares = [(name, _ratio(runs, name)) for name in stages.STAGES if (True, name) in runs]
         if shares:
             print("stage / bare, hits/s (hits per CPU second): " + ", ".join(
@@ -222,7 +271,7 @@ def _report(
               f"hits per CPU second at {rate}/s {thrift:.2f}")  # fmt: skip
     p99 = median(r["p99"] for r in runs[(False, "gateway")])
     lag = max(r["lag99"] for name in ("gateway", "bare") for r in runs[(False, name)])
-    print(f"gateway p99 at {rate} hits/s: {p99:.2f} ms [target <= 20 ms: {p99 <= 20}]"
+    print(f"gateway p99 at {rate} hits/s: {p99:.2f} ms [target <= 10 ms: {p99 <= 10}]"
           f"; generator send lag p99 <= {lag:.2f} ms")  # fmt: skip
     if ga4 and (False, COMPARED) in runs:
         for closed in (False, True):
@@ -305,7 +354,8 @@ def main() -> None:
                     if not closed and name in stages.STAGES:  # the stages: throughput only
                         continue
                     seconds = (args.seconds if closed else args.open_seconds) if n else 1.0
-                    result = _round(closed, port, procs[name].pid, seconds, args)
+                    drain = port + 1 if closed and name in ("gateway", COMPARED) else None
+                    result = _round(closed, port, procs[name].pid, seconds, args, drain)
                     if n:
                         runs.setdefault((closed, name), []).append(result)
                         shown = " ".join(f"{k}={v:,.2f}" for k, v in result.items())
@@ -313,7 +363,7 @@ def main() -> None:
         memory = {name: _memory(procs[name].pid) for name in targets}
         for name in ("gateway", COMPARED):
             if name in targets:
-                url = f"http://127.0.0.1:{targets[name]}/readyz"
+                url = f"http://127.0.0.1:{targets[name] + 1}/readyz"  # the admin listener
                 print(f"{name} queue at the end: {httpx.get(url, timeout=5).json()['queue']}")
     finally:
         servers.stop(procs.values(), timeout=15)

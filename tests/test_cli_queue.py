@@ -6,9 +6,11 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from tests.system.processes import free_port
+from tiktok_gateway import wire_json
 from tiktok_gateway.cli import main
 from tiktok_gateway.queue.base import DeadLetter, NewItem
 from tiktok_gateway.queue.sqlite import SQLiteQueue
@@ -126,3 +128,41 @@ def test_dead_lists_letters_whose_payload_is_not_an_envelope(tmp_path: Path) -> 
         '{"unreadable_payload": "not json"}',
         '{"unreadable_payload": "{\\"event\\":[1]}"}',
     ]
+
+
+def test_dead_json_parses_each_payload_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13: the listing reads each dead letter's payload once (its kind's view gives both
+    the summary and the raw event), not once for the view and again for the JSON."""
+    path = tmp_path / "queue.db"
+
+    async def fill() -> None:
+        queue = await SQLiteQueue.open(path)
+        envelopes = [
+            Envelope("shop", "CSHOP", None, {"event": "Purchase", "event_id": f"order-{i}"})
+            for i in range(3)
+        ]
+        await queue.put([NewItem(e.group, e.to_bytes()) for e in envelopes])
+        leased = await queue.lease(3, 60)
+        await queue.dead_letter([DeadLetter(i.id, "rejected", 40002, MESSAGE) for i in leased])
+        await queue.close()
+
+    asyncio.run(fill())
+    parsed: list[bytes] = []
+    real_loads = wire_json.loads
+
+    def counting_loads(data: bytes | str) -> object:
+        if isinstance(data, bytes) and b'"tag":"shop"' in data:
+            parsed.append(data)
+        return real_loads(data)
+
+    monkeypatch.setattr(wire_json, "loads", counting_loads)
+    code, out, _ = cli(tmp_path, "dead", "--json")
+    assert code == 0
+    assert sorted(record["event"]["event"]["event_id"] for record in json.loads(out)) == [
+        "order-0",
+        "order-1",
+        "order-2",
+    ]
+    assert len(parsed) == 3 == len(set(parsed))

@@ -368,7 +368,7 @@ def test_it_runs_with_memory_deny_write_execute(installed: Installed, tmp_path: 
                 break
             time.sleep(0.1)
             ga4 = httpx.get(f"{running.admin}/sandbox/ga4/hits", timeout=5).json()
-        assert len(ga4["hits"]) == 1  # the GA4 forward went out through aiohttp too
+        assert len(ga4["hits"]) == 1  # the GA4 forward went out over the network too
         assert running.process.poll() is None
 
 

@@ -99,7 +99,9 @@ class Collector(Protocol):
         items: list[NewItem],
     ) -> None:
         """Append queue items for the request to ``items``; extend ``result.outcomes[i]``
-        with a placement per destination that took up event ``i``, or append hit-level
+        with a placement per destination that took up event ``i`` (subtracting one from
+        ``result.unrouted`` when that list was empty: it starts at the number of events, so
+        ``accept`` need not walk the outcomes again), or append hit-level
         placements to ``result.forwards``; count ``result.dropped``; add ``result.cookies``.
         Pure but for those appends: nothing is committed here, and nothing raises for input."""
 
@@ -121,12 +123,11 @@ class Ingest:
 
     async def accept(self, arrival: Arrival, events: Sequence[EventData]) -> IngestResult:
         """Collect and queue; returns after the queue's commit."""
-        result = IngestResult(outcomes=[[] for _ in events])
+        result = IngestResult(outcomes=[[] for _ in events], unrouted=len(events))
         items: list[NewItem] = []
         for collector in self._collectors:
             collector.collect(arrival, events, result, items)
         if items:
             await self._queue.put(items)
         result.queued = len(items)
-        result.unrouted = sum(1 for outcomes in result.outcomes if not outcomes)
         return result

@@ -362,3 +362,41 @@ def test_groups_are_those_of_undelivered_items(run_scenario: RunScenario) -> Non
         assert await queue.groups() == {"b"}
 
     run_scenario(scenario)
+
+
+def test_expire_moves_a_groups_old_items_not_leased_oldest_first(run_scenario: RunScenario) -> None:
+    """What a held destination's lane relies on: old items of its group become dead letters
+    without a lease; young ones, leased ones and other groups' items stay."""
+
+    async def scenario(queue: Queue, clock: FakeClock) -> None:
+        await queue.put(items("held", b"old-1", b"old-2", b"old-3", b"old-4"))
+        await queue.put(items("other", b"other-old"))
+        (probe,) = await queue.lease(1, 600, only_groups=["held"])  # old-1: a probe is out
+        assert probe.payload == b"old-1"
+        (nacked,) = await queue.lease(1, 600, only_groups=["held"])  # old-2: tried, nacked
+        await queue.nack([nacked.id], delay=3600)  # available long after the expiry time
+        clock.advance(100)
+        before = clock.now
+        clock.advance(1)
+        await queue.put(items("held", b"young"))
+
+        assert await queue.expire("held", before, 2, "paused: token_expired") == 2
+        first = sorted(record.payload for record in await queue.dead_letters())
+        assert first == [b"old-2", b"old-3"]  # the oldest not leased, nacked or not
+        assert await queue.expire("held", before, 10, "paused: token_expired") == 1
+        assert await queue.expire("held", before, 10, "paused: token_expired") == 0
+        dead = await queue.dead_letters()
+        assert sorted(record.payload for record in dead) == [b"old-2", b"old-3", b"old-4"]
+        assert {(r.reason, r.code, r.message, r.request_id) for r in dead} == {
+            ("expired", None, "paused: token_expired", "")
+        }
+        assert next(r for r in dead if r.payload == b"old-2").attempts == 1
+        assert all(record.dead_at == clock.now for record in dead)
+        assert await queue.stats() == QueueStats(depth=3, leased=1, oldest_age=101.0, dead=3)
+        clock.advance(600)  # the probe's lease has ended: it expires too
+        assert await queue.expire("held", before, 10, "m") == 1
+        left = await queue.lease(10, 30)
+        assert sorted(item.payload for item in left) == [b"other-old", b"young"]
+        assert await queue.expire("held", before, 0, "m") == 0
+
+    run_scenario(scenario)

@@ -203,6 +203,7 @@ CREATE TABLE items (
     attempts INTEGER NOT NULL, leases INTEGER NOT NULL, enqueued_at REAL NOT NULL,
     available_at REAL NOT NULL, lease_until REAL);
 CREATE INDEX items_available ON items(available_at);
+CREATE INDEX items_enqueued ON items(enqueued_at);
 CREATE TABLE dead (
     id INTEGER PRIMARY KEY, grp TEXT NOT NULL, payload BLOB NOT NULL, attempts INTEGER NOT NULL,
     enqueued_at REAL NOT NULL, dead_at REAL NOT NULL, reason TEXT NOT NULL, code INTEGER,
@@ -232,7 +233,8 @@ def test_a_file_of_the_old_layout_opens_with_exact_counts(tmp_path: Path) -> Non
     asyncio.run(main())
     with closing(sqlite3.connect(path)) as conn:
         indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
-    assert {"items_enqueued", "items_leased", "items_group_available"} <= indexes
+    assert {"items_group_enqueued", "items_leased", "items_group_available"} <= indexes
+    assert "items_enqueued" not in indexes  # replaced by items_group_enqueued
 
 
 def test_open_repairs_counts_after_writes_that_bypassed_the_queue(tmp_path: Path) -> None:
@@ -262,8 +264,10 @@ def test_stats_read_indexes_and_one_row_never_a_table_scan(tmp_path: Path) -> No
     with closing(sqlite3.connect(tmp_path / "q.db")) as conn:
         plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + _STATS, (0.0,))]
     assert "SEARCH items USING COVERING INDEX items_leased (lease_until>?)" in plan
-    assert "SEARCH items USING COVERING INDEX items_enqueued" in plan
-    assert [step for step in plan if step.startswith("SCAN")] == ["SCAN counts"]
+    # The oldest item: one seek per group (the groups found by seeks as well).
+    assert "SEARCH items USING COVERING INDEX items_group_enqueued (grp=?)" in plan
+    assert "SEARCH items USING COVERING INDEX items_group_enqueued (grp>?)" in plan
+    assert [step for step in plan if step.startswith("SCAN")] == ["SCAN counts", "SCAN g"]
 
 
 def test_a_lease_of_one_group_reads_that_group_alone_in_lease_order(tmp_path: Path) -> None:

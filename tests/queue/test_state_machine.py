@@ -160,6 +160,18 @@ class QueueComparison(RuleBasedStateMachine):
         self.run(self.model.dead_letter(letters))
         self.run(self.backend.dead_letter(letters))
 
+    @rule(
+        group=st.sampled_from(GROUPS),
+        age=st.sampled_from([0.0, 1.0, 5.0, 30.0]),
+        limit=st.integers(0, 4),
+    )
+    def expire(self, group: str, age: float, limit: int) -> None:
+        """Items put more than ``age`` seconds ago; leased ones are left alone."""
+        before = self.clock() - age
+        message = f"older than {age:g} s"
+        expected = self.run(self.model.expire(group, before, limit, message))
+        assert self.run(self.backend.expire(group, before, limit, message)) == expected
+
     @precondition(lambda self: self.model._dead)
     @rule(data=st.data())
     def replay(self, data: st.DataObject) -> None:
@@ -241,13 +253,23 @@ class RedisComparison(QueueComparison):
         leases = {int(n): int(v) for n, v in db.hgetall(f"{key}:leases").items()}
         attempts = {int(n): int(v) for n, v in db.hgetall(f"{key}:attempts").items()}
         ready: dict[int, float] = {}
+        enqueued: dict[int, float] = {}
         for group in db.smembers(f"{key}:groups"):
             members = db.zrange(f"{key}:ready:{group.decode()}", 0, -1, withscores=True)
             ready.update((int(m), float(s)) for m, s in members)
+            members = db.zrange(f"{key}:enqueued:{group.decode()}", 0, -1, withscores=True)
+            enqueued.update((int(m), float(s)) for m, s in members)
+        # Every read entry is in its group's enqueued set with its put time, and only those.
+        assert set(enqueued) == set(ready)
+        # Sets of groups left with no item are deleted (Redis deletes empty keys).
+        assert {k.decode() for k in db.keys(f"{key}:enqueued:*")} == {
+            f"{key}:enqueued:{g.decode()}" for g in db.smembers(f"{key}:groups")
+        }
         rows: list[Row] = []
         for entry_id, fields in db.xrange(f"{key}:items"):
             number = int(entry_id.split(b"-")[1])
             enqueued_at = float(fields[b"enqueued_at"])
+            assert enqueued.get(number, enqueued_at) == enqueued_at
             rows.append(
                 (
                     number,

@@ -39,8 +39,8 @@ def test_an_outage_of_one_destination_never_delays_the_other(tmp_path: Path) -> 
                 assert client.get(f"/g/collect?{purchase_hit(index)}").status_code == 204
             assert missing_forwards(sandbox_url, first, timeout=PROMPT) == set()
             assert delivered_ids(sandbox_url) == set()
-            # Over the network (aiohttp), with nothing of the HTTP client's own but the
-            # connection's: the browser's user agent (httpx's here), never aiohttp's.
+            # Over the network (http1.py), with nothing of the HTTP client's own but the
+            # connection's: the browser's user agent (httpx's here), never a client's own.
             hits = httpx.get(f"{sandbox_url}/sandbox/ga4/hits", params={"limit": 1}).json()
             headers = dict(hits["hits"][0]["headers"])
             assert set(headers) == {"host", "content-length", "user-agent"}

@@ -405,3 +405,58 @@ def test_json_lines_start_with_the_common_keys() -> None:
         ("a", 1),
         ("b", 2),
     ]
+
+
+def _rendered(write: Any) -> dict[str, Any]:
+    stream = io.StringIO()
+    configure_logging(json=True, level="info", stream=stream)
+    write()
+    (line,) = stream.getvalue().splitlines()
+    parsed: dict[str, Any] = dict(json_lines(line)[0])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z", parsed.pop("timestamp"))
+    return parsed
+
+
+def test_the_direct_json_line_is_the_line_structlog_writes() -> None:
+    # The hit and delivery lines skip structlog's processors (write_json_line): same keys in
+    # the same order, same values, same encoding.
+    fields = {"request_id": "r-1", "status": 204, "dropped": {"consent": 1}, "error": None}
+    direct = _rendered(lambda: logs.write_json_line("tiktok_gateway.telemetry", 20, "hit", fields))
+    through = _rendered(
+        lambda: structlog.get_logger("tiktok_gateway.telemetry").info("hit", **fields)
+    )
+    assert list(direct.items()) == list(through.items())
+    assert list(direct)[:3] == ["level", "logger", "event"]
+
+
+def test_direct_json_lines_follow_the_level_and_leave_console_lines_to_structlog() -> None:
+    stream = io.StringIO()
+    configure_logging(json=True, level="warning", stream=stream)
+    assert logs.write_json_line("x", logging.INFO, "hit", {"a": 1})  # filtered: nothing written
+    assert logs.write_json_line("x", logging.WARNING, "delivery", {"a": 2})
+    assert [line["a"] for line in json_lines(stream.getvalue())] == [2]
+    configure_logging(json=False, level="info", stream=io.StringIO())
+    assert not logs.write_json_line("x", logging.WARNING, "delivery", {"a": 3})
+
+
+def test_a_delivery_message_is_scrubbed_on_the_direct_path() -> None:
+    stream = io.StringIO()
+    configure_logging(json=True, level="info", stream=stream)
+    result = DeliveryResult(
+        kind="tiktok",
+        destination="shop",
+        outcome_kind="rejected",
+        events=1,
+        code=40002,
+        cause="invalid",
+        message="bad email a@b.co and phone +49 151 2345678",
+        request_id="req-1",
+        latency_seconds=0.01,
+        sent=True,
+        keys=["k"],
+    )
+    Telemetry().on_delivery(result)
+    (line,) = json_lines(stream.getvalue())
+    assert "a@b.co" not in line["message"]
+    assert "2345678" not in line["message"]
+    assert line["destination_request_id"] == "req-1"

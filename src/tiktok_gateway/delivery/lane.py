@@ -17,6 +17,12 @@ index the destination names, else by bisection) so the good ones still go out. P
 back-off are ``holds.Hold``. A batch whose delivery fails inside the lane (a bug) is released
 and backs the destination off the same way, rather than being leased again at once.
 
+While the destination is held (paused, or backing off) no batch goes out, so no failed batch
+expires its items: every ``EXPIRE_INTERVAL`` seconds the lane moves its items older than
+``Limits.max_age`` into the dead letters itself (``Queue.expire``, reason ``expired``, the
+hold's reason as the message), ``EXPIRE_LIMIT`` a call, calling again while a call moves that
+many (``EXPIRE_CALLS`` at most).
+
 While the queue cannot be reached, the lane waits as ``health.QueueHealth`` says (shared by every
 lane: exponential with jitter, a few seconds at most, two log lines per outage); finishing calls
 that fail keep what was learned (``ledger.py``), and ``Ledger.settle`` makes them first thing once
@@ -32,6 +38,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Sequence
+from typing import Final
 
 import httpx
 
@@ -42,9 +49,17 @@ from tiktok_gateway.delivery.health import CAP_SECONDS, QueueHealth
 from tiktok_gateway.delivery.holds import Hold
 from tiktok_gateway.delivery.ledger import Ledger
 from tiktok_gateway.delivery.outcome import Delivered, Outcome, Pause, Reject, Retry, Split
-from tiktok_gateway.queue.base import Clock, LeasedItem, Queue, QueueUnavailable
+from tiktok_gateway.queue.base import EXPIRED, Clock, LeasedItem, Queue, QueueUnavailable
 
 log = logging.getLogger(__name__)
+
+# While held: how often the destination's old items are expired, how many one queue call moves
+# (one SQLite transaction: a put waits behind at most that), and how many calls one round makes
+# at most (while each moves a full EXPIRE_LIMIT). 400 x 250 = 100,000 items a minute: expiry
+# keeps up with a destination that was sent up to about 1,600 events/s one max age ago.
+EXPIRE_INTERVAL: Final = 60.0
+EXPIRE_LIMIT: Final = 250
+EXPIRE_CALLS: Final = 400
 
 
 class Lane:
@@ -82,6 +97,7 @@ class Lane:
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._stopping = False
+        self._next_expiry = 0.0  # clock time of the next expiry round while held
 
     @property
     def in_flight(self) -> int:
@@ -164,6 +180,7 @@ class Lane:
         Returns how many items were leased and whether the lease was full (more may wait)."""
         self._wake.clear()
         self._launch()
+        await self._expire_held(self._clock())
         leased, room = 0, self._lease_limit - self._batcher.pending
         if (
             not self._stopping
@@ -177,6 +194,33 @@ class Lane:
         self._outbox.extend(self._batcher.ready(force))
         self._launch()
         return leased, room > 0 and leased == room
+
+    async def _expire_held(self, now: float) -> int:
+        """While paused or backing off, at most every ``EXPIRE_INTERVAL`` seconds: move the
+        items put more than ``Limits.max_age`` ago and not leased (a probe's are left to its
+        answer) into the dead letters. Returns how many moved."""
+        pause, backoff = self.hold.pause, self.hold.backoff
+        if (pause is None and backoff is None) or now < self._next_expiry or self._stopping:
+            return 0
+        self._next_expiry = now + EXPIRE_INTERVAL
+        if pause is not None:
+            held = f"paused ({pause.reason}: {pause.message})" if pause.message else "paused"
+        else:
+            held = f"backing off ({backoff.reason})" if backoff is not None else "held"
+        message = f"not sent while the destination was {held}"
+        before = now - self._limits.max_age
+        moved = 0
+        try:
+            for _ in range(EXPIRE_CALLS):
+                count = await self._queue.expire(self.name, before, EXPIRE_LIMIT, message)
+                moved += count
+                if count < EXPIRE_LIMIT or self._stopping:
+                    break
+                await asyncio.sleep(0)  # the hits' puts and the other lanes go first
+        finally:  # what moved is reported, even when a later call failed
+            if moved:
+                self._ledger.expired(self.name, moved, message)
+        return moved
 
     async def _idle(self) -> None:
         if self._stopping:
@@ -312,7 +356,7 @@ class Lane:
             delay = self._policy.delay(attempts, self._rng.random, outcome.after)
             await self._ledger.nack(batch.subset(indexes), delay, outcome, sent)
             sent = None
-        for kind, indexes in (("expired", expired), ("retries_exhausted", exhausted)):
+        for kind, indexes in ((EXPIRED, expired), ("retries_exhausted", exhausted)):
             if indexes:
                 await self._ledger.dead_letter(batch.subset(indexes), kind, outcome, sent)
                 sent = None

@@ -33,7 +33,7 @@ from tiktok_gateway.delivery.coalesce import Coalescer
 from tiktok_gateway.delivery.destination import Batch
 from tiktok_gateway.delivery.health import QueueHealth
 from tiktok_gateway.delivery.outcome import Cause, Delivered, Outcome, words
-from tiktok_gateway.queue.base import DeadLetter, LeasedItem, Queue, QueueUnavailable
+from tiktok_gateway.queue.base import EXPIRED, DeadLetter, LeasedItem, Queue, QueueUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +177,18 @@ class Ledger:
         log.warning("queue item %s dead-lettered: %s %s", item.id, reason, message)
         kind = self._kinds.get(item.group, "")
         self._emit(DeliveryResult(item.group, kind, reason, 1, None, message))
+
+    def expired(self, destination: str, count: int, message: str) -> None:
+        """Report items the queue moved itself (``Queue.expire``: none was held here)."""
+        log.warning(
+            "%d item(s) of destination %s dead-lettered: %s %s",
+            count,
+            destination,
+            EXPIRED,
+            message,
+        )
+        kind = self._kinds.get(destination, "")
+        self._emit(DeliveryResult(destination, kind, EXPIRED, count, None, message))
 
     async def _move(self, letters: list[DeadLetter]) -> None:
         try:

@@ -120,6 +120,14 @@ class QueueUnavailable(Exception):
     """
 
 
+# The dead-letter reason of an item older than its destination's maximum age (the worker's
+# ``Limits.max_age``), whether found in a failed batch or by ``Queue.expire``.
+EXPIRED: Final = "expired"
+
+# Items of the group that one ``expire`` call looks at, at most (``limit`` if larger): a call
+# never holds the storage long, however many of the oldest are leased.
+MAX_EXPIRE_SCAN: Final = 2_000
+
 # How long a health check, a scrape or an admin page waits for stats() before it reports the
 # queue as unavailable.
 STATS_TIMEOUT: Final = 2.0
@@ -164,6 +172,17 @@ class Queue(Protocol):
 
     async def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
         """Move the items to the dead letters with their reasons."""
+
+    async def expire(self, group: str, enqueued_before: float, limit: int, message: str) -> int:
+        """Move at most ``limit`` items of ``group`` put (or replayed) before ``enqueued_before``
+        and not leased now into the dead letters, oldest first (``enqueued_at``, then put
+        order), as ``DeadLetter(reason=EXPIRED, code=None, message=message)``; returns how many.
+
+        For a destination that sends nothing (held or paused), so that its items still expire
+        without being leased. Delayed items (nacked) expire too; leased ones are left to their
+        worker. Reads only that group's oldest items (no scan of the queue), and of those
+        ``max(limit, MAX_EXPIRE_SCAN)`` at most: when more of the oldest than that are leased, a
+        call moves fewer than it could (until their worker finishes them)."""
 
     async def stats(self) -> QueueStats:
         """Depth, leased count, oldest age and dead-letter count."""

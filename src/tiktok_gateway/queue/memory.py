@@ -18,6 +18,8 @@ Semantics shared with the SQLite backend, on top of the contract:
   their items. (The SQLite backend walks an index in that order instead of sorting.)
 * Taking a lease sets ``available_at = lease_until``, so "available" is one comparison,
   ``available_at <= now``, and "leased" is ``lease_until > now``.
+* ``expire`` takes a group's items in ``(enqueued_at, number)`` order, of which it looks at
+  ``max(limit, MAX_EXPIRE_SCAN)`` at most (the other backends' bounded read, written out).
 * ``replay`` restarts ``enqueued_at`` at now: the delivery worker expires items by age, and a
   replayed item must get its full time again. A negative ``nack`` delay counts as 0.
 """
@@ -29,6 +31,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from tiktok_gateway.queue.base import (
+    EXPIRED,
+    MAX_EXPIRE_SCAN,
     Clock,
     DeadLetter,
     DeadRecord,
@@ -70,6 +74,10 @@ class _Item:
     available_at: float
     lease_until: float | None = None
     leases: int = 0
+
+
+def _leased(item: _Item, now: float) -> bool:
+    return item.lease_until is not None and item.lease_until > now
 
 
 class MemoryQueue:
@@ -173,6 +181,25 @@ class MemoryQueue:
                 message=letter.message,
                 request_id=letter.request_id,
             )
+
+    async def expire(self, group: str, enqueued_before: float, limit: int, message: str) -> int:
+        """Of the group's ``max(limit, MAX_EXPIRE_SCAN)`` oldest items put before
+        ``enqueued_before`` (by ``enqueued_at``, then number), the first ``limit`` not leased now
+        are moved to the dead letters (the bounded read of the other backends, written out)."""
+        now = self._clock()
+        oldest = sorted(
+            (item.enqueued_at, item.number)
+            for item in self._items.values()
+            if item.group == group and item.enqueued_at < enqueued_before
+        )[: max(limit, MAX_EXPIRE_SCAN)]
+        moved = [number for _, number in oldest if not _leased(self._items[number], now)][
+            : max(limit, 0)
+        ]
+        letters = [
+            DeadLetter(lease_id(n, self._items[n].leases), EXPIRED, None, message) for n in moved
+        ]
+        await self.dead_letter(letters)
+        return len(moved)
 
     async def stats(self) -> QueueStats:
         now = self._clock()

@@ -19,6 +19,7 @@ local LEASES, ATTEMPTS, DEAD = KEYS[4], KEYS[5], KEYS[6]
 local CG = 'delivery'
 local function pad(n) return string.rep('0', 19 - #n) .. n end
 local function ready(group) return P .. ':ready:' .. group end
+local function enqueued(group) return P .. ':enqueued:' .. group end
 local function fields(flat)
   local t = {}
   for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
@@ -55,11 +56,47 @@ local function remove(numbers)
   chunked({'XDEL', STREAM}, ids)
   for _, group in ipairs(redis.call('SMEMBERS', GROUPS)) do
     chunked({'ZREM', ready(group)}, members)
+    chunked({'ZREM', enqueued(group)}, members)
     if redis.call('ZCARD', ready(group)) == 0 then redis.call('SREM', GROUPS, group) end
   end
   chunked({'ZREM', LEASED}, members)
   chunked({'HDEL', LEASES}, numbers)
   chunked({'HDEL', ATTEMPTS}, numbers)
+end
+local function append(by_key, key, ...)
+  local list = by_key[key]
+  if not list then list = {}; by_key[key] = list end
+  for _, v in ipairs({...}) do list[#list + 1] = v end
+end
+-- Entries no worker has read yet join their group's ready set (available since their put) and
+-- enqueued set, in stream order, until `wanted` entries of the groups `taken(group)` names have
+-- joined (later ones cannot come before those) or `max_read` entries were read. Entries of other
+-- groups join their own sets all the same. Returns number -> fields of the entries read: read by
+-- `consumer` just now, so already its own (no claim needed).
+local function join(consumer, wanted, max_read, taken)
+  local read, fresh, joining = 0, {}, {}
+  while wanted > 0 and read < max_read do
+    local count = math.min(wanted, 1000)
+    local got = redis.call('XREADGROUP', 'GROUP', CG, consumer, 'COUNT', count,
+      'STREAMS', STREAM, '>')
+    if not got then break end
+    local list = got[1][2]
+    for _, e in ipairs(list) do
+      local f = fields(e[2])
+      local n = string.sub(e[1], 3)
+      fresh[n] = f
+      append(joining, f.group, f.enqueued_at, pad(n))
+      if taken(f.group) then wanted = wanted - 1 end
+    end
+    read = read + #list
+    if #list < count then break end
+  end
+  for group, args in pairs(joining) do
+    chunked({'ZADD', ready(group)}, args)
+    chunked({'ZADD', enqueued(group)}, args)
+    redis.call('SADD', GROUPS, group)
+  end
+  return fresh
 end
 """
 
@@ -92,35 +129,8 @@ local function taken(group)  -- whether this lease takes items of `group`
   if only then return listed[group] == true end
   return not listed[group]
 end
-local function append(by_key, key, ...)
-  local list = by_key[key]
-  if not list then list = {}; by_key[key] = list end
-  for _, v in ipairs({...}) do list[#list + 1] = v end
-end
--- 1. Entries no worker has read yet join their group's ready set, available since their put,
--- until `limit` of the groups taken have joined (later ones cannot come before those) or
--- `max_read` entries were read. Entries of other groups join their own sets all the same.
-local wanted, read, fresh, joining = limit, 0, {}, {}
-while wanted > 0 and read < max_read do
-  local count = math.min(wanted, 1000)
-  local got = redis.call('XREADGROUP', 'GROUP', CG, consumer, 'COUNT', count,
-    'STREAMS', STREAM, '>')
-  if not got then break end
-  local list = got[1][2]
-  for _, e in ipairs(list) do
-    local f = fields(e[2])
-    local n = string.sub(e[1], 3)
-    fresh[n] = f  -- read by this consumer just now: already its own, no claim needed
-    append(joining, f.group, f.enqueued_at, pad(n))
-    if taken(f.group) then wanted = wanted - 1 end
-  end
-  read = read + #list
-  if #list < count then break end
-end
-for group, args in pairs(joining) do
-  chunked({'ZADD', ready(group)}, args)
-  redis.call('SADD', GROUPS, group)
-end
+-- 1. Unread entries join their sets, until `limit` of the groups taken have (`join`).
+local fresh = join(consumer, limit, max_read, taken)
 -- 2. The earliest available items of the groups taken, in (available_at, number) order. With
 -- 'only' these are the listed groups' sets alone: a lease of one group reads no other's.
 local groups = {}
@@ -180,7 +190,10 @@ if #out > 0 then
   chunked({'HSET', LEASES}, lease_counts)
   chunked({'ZADD', LEASED}, lease_ends)
 end
-for group, args in pairs(gone) do chunked({'ZREM', ready(group)}, args) end
+for group, args in pairs(gone) do
+  chunked({'ZREM', ready(group)}, args)
+  chunked({'ZREM', enqueued(group)}, args)
+end
 return out
 """
 )
@@ -239,6 +252,43 @@ for i = 3, #ARGV, 5 do
 end
 remove(numbers)
 return 0
+"""
+)
+
+# ARGV: prefix, now, consumer, max_read, group, before, limit, scan, message. Moves up to `limit`
+# of the group's items put before `before` and not leased now to the dead letters as 'expired',
+# oldest first, of the first `scan` its enqueued set holds; unread entries join their sets first
+# (as a lease's do). Returns how many moved.
+EXPIRE: Final = (
+    _COMMON
+    + """
+local now, consumer, max_read = tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local group, before, limit, scan = ARGV[5], ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
+local message = ARGV[9]
+join(consumer, limit, math.max(max_read, limit), function(g) return g == group end)
+local moved, gone = {}, {}
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', enqueued(group), '-inf', '(' .. before,
+    'LIMIT', 0, scan)) do
+  if #moved >= limit then break end
+  local lease_until = redis.call('ZSCORE', LEASED, m)
+  if not lease_until or tonumber(lease_until) <= now then
+    local n = string.match(m, '^0*(%d+)$')
+    local f = entry(n)
+    if f then
+      redis.call('HSET', P .. ':dead:' .. n, 'group', f.group, 'payload', f.payload,
+        'attempts', redis.call('HGET', ATTEMPTS, n) or '0', 'enqueued_at', f.enqueued_at,
+        'dead_at', ARGV[2], 'reason', 'expired', 'code', '', 'message', message,
+        'request_id', '')
+      redis.call('ZADD', DEAD, ARGV[2], m)
+      moved[#moved + 1] = n
+    else
+      gone[#gone + 1] = n  -- no longer in the stream: only its set members are left
+    end
+  end
+end
+remove(moved)
+remove(gone)
+return #moved
 """
 )
 

@@ -13,6 +13,8 @@ key under the hash tag ``{P}`` (``P`` = the prefix)::
                                  has read and not yet finished, owned by whoever leased it last
     {P}:ready:<group>    ZSET    number (19 digits, zero-padded) -> available_at, for every
                                  item of the group read from the stream and not finished
+    {P}:enqueued:<group> ZSET    number -> enqueued_at, for the same items as its ready set:
+                                 the group's oldest items first, for expire
     {P}:groups           SET     the groups whose ready set is not empty
     {P}:leased           ZSET    number -> lease_until, items whose latest lease was not finished
                                  by nack or release (expired ones too, as SQLite's index)
@@ -38,7 +40,13 @@ Invariants:
   ``available_at <= now`` across the ready sets of the groups it takes (with ``only_groups``,
   those sets alone), sets ``available_at = lease_until`` (so a lease hides the item and its
   expiry brings it back with no write) and claims the entry for its consumer (XCLAIM), which
-  keeps ``XPENDING`` true to who holds what.
+  keeps ``XPENDING`` true to who holds what. So a lease of one group reads another group's
+  entries once, when they join their sets (2,000 a call at most), and never again after.
+* A read entry is in its group's enqueued set too (joined with its ready member, removed with
+  it): ``expire`` reads the oldest of one group there, since the ready set's order
+  (``available_at``) puts an item a probe nacked behind the whole backlog. Entries read by a
+  version without this set (an upgrade with items queued) are not in it: those expire only
+  when a lease carries them.
 * Times come from the queue's clock, passed to every script: lease expiry and ``nack`` delays
   need the same clock as the other backends (the tests move a fake one), so Redis's own idle
   times (XAUTOCLAIM) are not used to find abandoned items; an expired lease simply makes the item
@@ -84,6 +92,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from tiktok_gateway.errors import ConfigError
 from tiktok_gateway.queue import redis_scripts
 from tiktok_gateway.queue.base import (
+    MAX_EXPIRE_SCAN,
     Clock,
     DeadLetter,
     DeadRecord,
@@ -208,6 +217,7 @@ class RedisStreamsQueue:
         self._ack = client.register_script(redis_scripts.ACK)
         self._return = client.register_script(redis_scripts.RETURN)
         self._dead_letter = client.register_script(redis_scripts.DEAD_LETTER)
+        self._expire = client.register_script(redis_scripts.EXPIRE)
         self._replay = client.register_script(redis_scripts.REPLAY)
         self._purge = client.register_script(redis_scripts.PURGE)
         self._drop_idle = client.register_script(redis_scripts.DROP_IDLE_CONSUMERS)
@@ -363,6 +373,25 @@ class RedisStreamsQueue:
                 args += [parsed[0], letter.reason, code, letter.message, letter.request_id]
         if args:
             await self._run(self._dead_letter, repr(self._clock()), *args)
+
+    async def expire(self, group: str, enqueued_before: float, limit: int, message: str) -> int:
+        """One script: unread entries join their sets (at most ``MAX_READ_PER_LEASE``, as a
+        lease's do), then a range of the group's enqueued set (``MAX_EXPIRE_SCAN`` members at
+        most) is read and its items not leased moved; no other group's set is read."""
+        if limit <= 0:
+            return 0
+        moved = await self._run(
+            self._expire,
+            repr(self._clock()),
+            self._consumer,
+            MAX_READ_PER_LEASE,
+            group,
+            repr(enqueued_before),
+            limit,
+            max(limit, MAX_EXPIRE_SCAN),
+            message,
+        )
+        return int(moved)
 
     async def stats(self) -> QueueStats:
         now = self._clock()

@@ -24,6 +24,7 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any, TextIO
 from urllib.parse import quote
 
@@ -41,6 +42,8 @@ __all__ = [
     "configure_logging",
     "register_secrets",
     "scrub",
+    "scrub_text",
+    "write_json_line",
 ]
 
 SECRET_MASK = "[secret]"
@@ -128,6 +131,12 @@ def _scrub_text(text: str, numbers: bool) -> str:
             _clean_texts.clear()
         _clean_texts.add(text)
     return scrubbed
+
+
+def scrub_text(text: str) -> str:
+    """A free-text field as every log line has it: secrets, e-mail addresses and long digit
+    runs masked."""
+    return _scrub_text(text, True)
 
 
 def _scrub_value(value: Any, numbers: bool) -> Any:
@@ -248,6 +257,33 @@ def _render_json(_: WrappedLogger, __: str, event_dict: EventDict) -> str:
     return _JSON_ENCODER.encode(event_dict)
 
 
+# Where write_json_line writes (the handler of the current JSON set-up), from which level, and
+# the processors configured with it; None while logging is not configured for JSON lines.
+_json_sink: tuple[_HandlerWriter, int, list[Processor]] | None = None
+
+
+def write_json_line(logger: str, level: int, event: str, fields: Mapping[str, Any]) -> bool:
+    """Write one JSON line of ``fields`` made by the gateway itself (ids, counts, reason words,
+    configured names: nothing a visitor or an API sent, so nothing to scrub) as structlog would
+    render it, without its processor chain (the ``hit`` line: ~40 -> ~8 us).
+
+    ``False`` when logging is not set up for JSON lines by ``configure_logging`` (the caller
+    then logs through structlog, which also renders console lines); ``True`` otherwise,
+    written or, below the configured level, not.
+    """
+    sink = _json_sink
+    # structlog configured since by someone else (structlog.testing.capture_logs, say): theirs.
+    if sink is None or structlog.get_config()["processors"] is not sink[2]:
+        return False
+    writer, threshold, _ = sink
+    if level >= threshold:
+        stamp = datetime.now(tz=UTC).isoformat().replace("+00:00", "Z")
+        name = logging.getLevelName(level).lower()
+        line = {"timestamp": stamp, "level": name, "logger": logger, "event": event, **fields}
+        writer.msg(_JSON_ENCODER.encode(line))
+    return True
+
+
 def _level(level: str) -> int:
     number = logging.getLevelNamesMapping().get(level.strip().upper())
     if number is None:
@@ -273,7 +309,7 @@ def configure_logging(
     caller never waits for the stream; ``serve`` uses it). Calling it again replaces the
     earlier set-up (and writes out what the earlier background writer still held).
     """
-    global _background
+    global _background, _json_sink
     out = stream if stream is not None else sys.stderr
     tty = bool(getattr(out, "isatty", lambda: False)())
     as_json = not tty if json is None else json
@@ -317,8 +353,10 @@ def configure_logging(
     root.setLevel(number)
     for name in QUIET_LOGGERS:  # one line per request to TikTok is the delivery line already
         logging.getLogger(name).setLevel(max(number, logging.WARNING))
+    processors = [*shared, *final]
+    _json_sink = (_HandlerWriter(__name__, handler), number, processors) if as_json else None
     structlog.configure(
-        processors=[*shared, *final],
+        processors=processors,
         logger_factory=_WriterFactory(handler),
         wrapper_class=structlog.make_filtering_bound_logger(number),
         cache_logger_on_first_use=False,

@@ -36,11 +36,13 @@ from tiktok_gateway.observe import HitRecord
 from tiktok_gateway.queue.admission import REASONS as REFUSAL_REASONS
 from tiktok_gateway.queue.admission import Admission
 from tiktok_gateway.queue.base import Queue, stats_within_timeout
-from tiktok_gateway.telemetry.logs import register_secrets
+from tiktok_gateway.telemetry.logs import register_secrets, scrub_text, write_json_line
 
 __all__ = ["CONTENT_TYPE_LATEST", "Children", "MetricInfo", "Telemetry"]
 
 log = logging.getLogger(__name__)
+
+_LOGGER = "tiktok_gateway.telemetry"  # the logger of the hit and delivery lines
 
 SOURCES = ("ga4", "mp", "events")
 HIT_OUTCOMES = ("accepted", "partial", "invalid", "too_large", "unauthorized", "unavailable")
@@ -126,7 +128,7 @@ class Telemetry:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.catalog: list[MetricInfo] = []
-        self._log = structlog.get_logger("tiktok_gateway.telemetry")
+        self._log = structlog.get_logger(_LOGGER)
 
         # -- hits (ingest) --
         self.hits = self._counter(
@@ -305,21 +307,23 @@ class Telemetry:
         if hit.unrouted:
             self._events_dropped("unrouted").inc(hit.unrouted)
         if structlog.is_configured():
-            self._log.info(
-                "hit",
-                request_id=hit.request_id,
-                source=hit.source,
-                status=hit.status,
-                outcome=hit.outcome,
-                events=len(hit.events),
-                queued=hit.queued,
-                dropped=hit.dropped,
-                unrouted=hit.unrouted,
-                forwards={f.destination: f.reason or "queued" for f in hit.forwards} or None,
-                errors=len(hit.errors),
-                error=hit.error or None,
-                ms=round(hit.duration_seconds * 1000, 3),
-            )
+            fields = {
+                "request_id": hit.request_id,
+                "source": hit.source,
+                "status": hit.status,
+                "outcome": hit.outcome,
+                "events": len(hit.events),
+                "queued": hit.queued,
+                "dropped": hit.dropped,
+                "unrouted": hit.unrouted,
+                "forwards": {f.destination: f.reason or "queued" for f in hit.forwards} or None,
+                "errors": len(hit.errors),
+                "error": hit.error or None,
+                "ms": round(hit.duration_seconds * 1000, 3),
+            }
+            # Every field is the gateway's own (ids, counts, reason words, destination names).
+            if not write_json_line(_LOGGER, logging.INFO, "hit", fields):
+                self._log.info("hit", **fields)
 
     def on_delivery(self, result: DeliveryResult) -> None:
         kind, destination = result.kind, result.destination
@@ -330,19 +334,21 @@ class Telemetry:
             self._delivery_seconds(kind, destination).observe(result.latency_seconds)
             self._batch_events(kind).observe(result.events)
         if structlog.is_configured():
-            emit = self._log.warning if outcome in _WARN_OUTCOMES else self._log.info
-            emit(
-                "delivery",
-                destination=destination,
-                kind=kind,
-                outcome=result.outcome_kind,
-                events=result.events,
-                code=result.code,
-                code_class=result.cause if result.sent else None,
-                message=result.message or None,  # scrubbed, as every field, by the log chain
-                destination_request_id=result.request_id or None,
-                latency_ms=round(result.latency_seconds * 1000, 3) if result.sent else None,
-            )
+            fields = {
+                "destination": destination,
+                "kind": kind,
+                "outcome": result.outcome_kind,
+                "events": result.events,
+                "code": result.code,
+                "code_class": result.cause if result.sent else None,
+                # The destination's own words: scrubbed (secrets, addresses, long numbers).
+                "message": scrub_text(result.message) if result.message else None,
+                "destination_request_id": result.request_id or None,
+                "latency_ms": round(result.latency_seconds * 1000, 3) if result.sent else None,
+            }
+            level = logging.WARNING if outcome in _WARN_OUTCOMES else logging.INFO
+            if not write_json_line(_LOGGER, level, "delivery", fields):
+                self._log.log(level, "delivery", **fields)
 
     # -- scraping -------------------------------------------------------------------------------
 

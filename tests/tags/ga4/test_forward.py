@@ -19,6 +19,9 @@ from tiktok_gateway.tags.ga4.forward import (
     WEB_PATH,
     Forward,
     IpMode,
+    _escaped,
+    _scan_query,
+    _scan_segments,
     analytics_denied,
     forwarded_headers,
     forwarded_query,
@@ -608,3 +611,15 @@ def test_ipv6_truncation_keeps_the_48(address: ipaddress.IPv6Address) -> None:
         assert truncated == str(ipaddress.ip_network(f"{address.ipv4_mapped}/24", False)[0])
     else:
         assert truncated == str(ipaddress.ip_network(f"{address}/48", False)[0])
+
+
+@given(st.one_of(RAW_QUERIES, st.lists(_SEGMENTS, max_size=8).map(b"&".join).map(b"v=2&".__add__)))
+@example(b"gcs=G111&gcs=G100")
+@example(b"sst.gcsub=www&sst.gcsub=region1&gcd=13r3q3q2q5l1")
+@example(b"a=%ZZ&b=\xff&gcs=G100")
+def test_the_scans_shortcut_agrees_with_the_segment_by_segment_scan(raw: bytes) -> None:
+    # _scan_query reads only the notable segments when nothing is dropped; the full scan is
+    # the reference it must agree with, on every input.
+    fast, full = _scan_query(raw), _scan_segments(_escaped(raw).split("&"))
+    assert "&".join(fast.segments) == "&".join(full.segments)
+    assert (fast.region1, fast.analytics_denied) == (full.region1, full.analytics_denied)

@@ -252,7 +252,7 @@ def test_auto_picks_googles_host_by_the_hit_and_never_from_input(query: str, url
         item = LeasedItem("1:1", "ga4", unit.to_bytes(), 0, 0.0)
         async with httpx.AsyncClient(transport=httpx.MockTransport(google)) as google_client:
             limits = ga4_limits(settings, 5.0)
-            network = HttpxSender(google_client)  # as the aiohttp sender would, to Google
+            network = HttpxSender(google_client)  # as the network sender would, to Google
             destination = GA4Destination("ga4", settings, "http://unused", limits, network)
             async with httpx.AsyncClient() as unused:
                 batch = Batch("ga4", unit.route, (item,), (unit,))

@@ -76,7 +76,7 @@ def classify(
     now: float,
 ) -> Outcome:
     """The outcome of one forward: the response's ``status`` and Retry-After header, or the
-    ``error`` (an httpx or aiohttp error, a timeout) when there was no response. ``now``: unix
+    ``error`` (an httpx or ``http1`` error, a timeout) when there was no response. ``now``: unix
     seconds."""
     after = parse_retry_after(retry_after, now)
     if error is not None or status is None:

@@ -2,7 +2,7 @@
 
 Named ``ga4`` (``config.GA4_DESTINATION``). A forward is sent as ``POST {base}{path}?{query}``
 with the queued body and the browser's allow-listed headers (``forward.py``), by a ``Sender``
-(``sender.py``: aiohttp to the network; the gateway's httpx client for the built-in sandbox, in
+(``sender.py``: ``http1.py`` to the network; the gateway's httpx client for the built-in sandbox, in
 process). Its only other headers are ``Host``, ``Content-Length`` and, with a body,
 ``Content-Type`` (``text/plain;charset=UTF-8``, as ``navigator.sendBeacon`` sends it;
 ``application/json`` for the Measurement Protocol).

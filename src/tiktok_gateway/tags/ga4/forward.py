@@ -85,7 +85,13 @@ MAX_HEADER_VALUE: Final = 8 * 1024
 # "+" stays raw: it means a space to Google as to us.
 _UNSAFE: Final = re.compile(rb"[^A-Za-z0-9\-._~!$&'()*+,;=:@/?%]|%(?![0-9A-Fa-f]{2})")
 _ESCAPES: Final = tuple(b"%%%02X" % byte for byte in range(256))
+# The bytes _UNSAFE leaves alone ("%" only before two hex digits: _BAD_PERCENT finds the others).
+_QUERY_SAFE: Final = (
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@/?%"
+)
+_BAD_PERCENT: Final = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 _CONSENT_PARAMS: Final = frozenset({"gcs", "gcd"})
+_NOTABLE_NAMES: Final = DROPPED_PARAMS | _CONSENT_PARAMS | {REGION_PARAM}
 _HINT_NAME_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 _IPV4_MASK_24: Final = 0xFFFF_FF00
 _IPV6_MASK_48: Final = ((1 << 48) - 1) << 80
@@ -124,27 +130,68 @@ def _denies_analytics(name: str, value: str) -> bool:
     return states["analytics_storage"] == "denied"
 
 
+def _escaped(raw_query: bytes) -> str:
+    """``raw_query`` with every byte that may not stand raw in a query escaped, as text."""
+    # Two scans in C decide whether anything needs escaping at all (most queries: nothing); the
+    # substitution's own per-byte pattern costs ~25 ns a byte, 40 us for a 1.6 KB hit.
+    if raw_query.translate(None, _QUERY_SAFE) or _BAD_PERCENT.search(raw_query):
+        # Escaping first is safe: it turns no byte into "&", "=" or "+", and every escape
+        # decodes back to the byte it replaced, so names and values decode as they did.
+        raw_query = _UNSAFE.sub(_escape, raw_query)
+    return raw_query.decode("ascii")
+
+
 def _scan_query(raw_query: bytes) -> _Query:
     """One pass over the query: the segments kept, the region asked for, consent in the query."""
-    # Escaping first is safe: it turns no byte into "&", "=" or "+", and every escape decodes
-    # back to the byte it replaced, so names and values decode as they did.
-    text = _UNSAFE.sub(_escape, raw_query).decode("ascii")
-    segments: list[str] = []
+    text = _escaped(raw_query)
+    segments = text.split("&")
+    names = [segment.partition("=")[0] for segment in segments]
+    raw_names = "&".join(names)
+    notable = _NOTABLE_NAMES.intersection(names)
+    if (
+        "" in segments
+        or "%" in raw_names
+        or "+" in raw_names
+        or not DROPPED_PARAMS.isdisjoint(notable)
+    ):
+        # An empty segment or one to leave out, or a name that decodes to something else:
+        # segment by segment.
+        return _scan_segments(segments)
+    # Every segment is kept in its order, so the query is the text itself; only the 2-3
+    # segments whose names matter are decoded (a hit has 40-60 segments).
+    region1 = denied = False
+    for name in notable:
+        start = 0
+        for _ in range(names.count(name)):
+            index = names.index(name, start)
+            start = index + 1
+            value = decode_component(segments[index].partition("=")[2])
+            if name == REGION_PARAM:
+                region1 = region1 or value == REGION1
+            else:
+                denied = denied or _denies_analytics(name, value)
+    return _Query(segments=[text], region1=region1, analytics_denied=denied)
+
+
+def _scan_segments(segments: list[str]) -> _Query:
+    """``_scan_query``'s result from the escaped query's ``&``-separated segments, one at a
+    time: what the shortcut in ``_scan_query`` must agree with (tested)."""
+    kept: list[str] = []
     region1 = False
     denied = False
-    for segment in text.split("&"):
+    for segment in segments:
         if not segment:
             continue
         name = _name(segment)
         if name in DROPPED_PARAMS:
             continue
-        segments.append(segment)
+        kept.append(segment)
         if name == REGION_PARAM:
             region1 = region1 or decode_component(segment.partition("=")[2]) == REGION1
         elif name in _CONSENT_PARAMS:
             value = decode_component(segment.partition("=")[2])
             denied = denied or _denies_analytics(name, value)
-    return _Query(segments=segments, region1=region1, analytics_denied=denied)
+    return _Query(segments=kept, region1=region1, analytics_denied=denied)
 
 
 def _body_denies_analytics(body: bytes) -> bool:

@@ -9,7 +9,7 @@ from tiktok_gateway.ingest import Collector
 from tiktok_gateway.tags.ga4.collector import GA4Collector
 from tiktok_gateway.tags.ga4.destination import KIND as NAME
 from tiktok_gateway.tags.ga4.destination import GA4Destination, ga4_limits
-from tiktok_gateway.tags.ga4.sender import AiohttpSender
+from tiktok_gateway.tags.ga4.http1 import Http1Sender
 from tiktok_gateway.tags.ga4.settings import AUTO, SANDBOX
 from tiktok_gateway.tags.ga4.views import EXPLANATIONS, item_view, placement_view
 from tiktok_gateway.tags.kind import Kind
@@ -23,8 +23,8 @@ def destinations(config: Config, sandbox_url: str) -> list[Destination]:
     ga4 = config.ga4
     limits = ga4_limits(ga4, config.gateway.request_timeout_seconds)
     # The built-in sandbox answers in process through the runtime's httpx client; anything else
-    # is on the network: aiohttp (sender.py says why).
-    network = None if ga4.endpoint == SANDBOX else AiohttpSender(ga4.max_in_flight)
+    # is on the network: HTTP/1.1 of our own over httptools (http1.py says why).
+    network = None if ga4.endpoint == SANDBOX else Http1Sender(ga4.max_in_flight)
     return [GA4Destination(GA4_DESTINATION, ga4, sandbox_url, limits, network)]
 
 

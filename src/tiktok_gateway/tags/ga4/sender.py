@@ -2,14 +2,11 @@
 
 Two senders with one contract (``Sender``):
 
-- ``AiohttpSender``, for the network (Google, or a stand-in at a base URL): aiohttp, whose
-  client costs about a tenth of httpx's per request (measured on this machine, 32 requests at
-  once: 85 us of CPU per request against 600-1500 us for httpx and 360-1100 us for httpcore; the
-  bytes alone, a hand-written client, 14 us). A GA4 forward is one request per hit, so the
-  client's cost is paid once per hit: with httpx it would cost more than the rest of the hit.
-  Nothing of aiohttp's own goes out: its default ``User-Agent`` (Google drops bot-looking
-  agents), ``Accept``, ``Accept-Encoding`` and ``Content-Type`` are skipped, and the URL is sent
-  as built (``encoded=True``: yarl re-encodes nothing).
+- ``Http1Sender`` (``http1.py``), for the network (Google, or a stand-in at a base URL):
+  HTTP/1.1 over asyncio with httptools parsing the answers. A GA4 forward is one request per
+  hit, so the client's cost is paid once per hit: httpx's would cost more than the rest of the
+  hit (600-1,500 us of CPU per request, 32 at once), aiohttp's about as much as parsing and
+  mapping it (85-140 us); this one 37-41 us (``bench/forward_client.py``).
 - ``HttpxSender``, in process: the gateway's httpx client, which answers the built-in sandbox
   through its ASGI transport (``GATEWAY_GA4_ENDPOINT=sandbox``, as ``make run`` does), and tests.
   httpx's default ``User-Agent``, ``Accept`` and ``Accept-Encoding`` are taken off the request.
@@ -24,9 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-import aiohttp
 import httpx
-from yarl import URL
 
 Headers = Sequence[tuple[str, str]]
 
@@ -52,7 +47,6 @@ class Sender(Protocol):
 
 # The client libraries' own default headers: a forward carries the browser's, or none.
 _HTTPX_DEFAULTS: Final = ("user-agent", "accept", "accept-encoding")
-_AIOHTTP_SKIPPED: Final = frozenset({"User-Agent", "Accept", "Accept-Encoding", "Content-Type"})
 
 
 class HttpxSender:
@@ -77,40 +71,3 @@ class HttpxSender:
 
     async def aclose(self) -> None:
         return None  # the runtime closes its client
-
-
-class AiohttpSender:
-    """Sends with an aiohttp session of its own, made on first use (inside the event loop),
-    keeping at most ``connections`` connections open."""
-
-    def __init__(self, connections: int) -> None:
-        self._connections = connections
-        self._session: aiohttp.ClientSession | None = None
-
-    def _open(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._connections)
-            self._session = aiohttp.ClientSession(
-                connector=connector, skip_auto_headers=_AIOHTTP_SKIPPED, trust_env=False
-            )
-        return self._session
-
-    async def post(self, url: str, headers: Headers, body: bytes, timeout: float) -> Answer:
-        session = self._open()
-        try:
-            async with session.post(
-                URL(url, encoded=True),
-                data=body,
-                headers=list(headers),
-                timeout=aiohttp.ClientTimeout(total=timeout),
-                allow_redirects=False,
-            ) as response:
-                await response.read()
-                return Answer(response.status, response.headers.get("Retry-After"))
-        except (aiohttp.ClientError, TimeoutError) as error:
-            return Answer(error=error)
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None

@@ -56,6 +56,8 @@ class TikTokCollector:
             outcomes = route(data, self._tags)
             if not outcomes:
                 continue
+            if not placements:  # the first destination to take the event up
+                result.unrouted -= 1
             placements.extend(outcomes)
             for outcome in outcomes:
                 if isinstance(outcome, DroppedEvent):
