@@ -188,6 +188,8 @@ def main() -> None:
         "--py-spy", type=Path, help="record each drainer with py-spy into this folder (raw)"
     )
     args = parser.parse_args()
+    if args.py_spy and shutil.which(PY_SPY) is None:
+        parser.error("--py-spy needs py-spy (pip install py-spy; it is no dependency)")
     os.sched_setaffinity(0, {TIKTOK_CPU})
     print(f"machine: {servers.machine()}")
     rng = random.Random(20250606)
