@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import socket
 import subprocess
 import time
@@ -52,6 +53,31 @@ def process_cpu(pid: int) -> float:
     """CPU seconds (user + system, all threads) the process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return sum(map(int, fields[11:13])) / os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) each thread of the process has used so far, by thread id."""
+    seconds: dict[int, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):  # the thread ended meanwhile
+            continue
+        seconds[int(task.name)] = sum(map(int, fields[11:13])) / os.sysconf("SC_CLK_TCK")
+    return seconds
+
+
+def thread_names(pid: int, py_spy: str) -> dict[int, str]:
+    """Python's names of the process's threads by thread id, as ``py-spy dump`` shows them
+    (CPython 3.11 does not give them to the OS); empty when py-spy is not there."""
+    try:
+        out = subprocess.run(
+            [py_spy, "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=30
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    found = re.findall(r'^Thread (\d+) [^"\n]*"([^"]+)"', out, re.MULTILINE)
+    return {int(tid): name for tid, name in found}
 
 
 def cpu_busy(cpu: int) -> float:

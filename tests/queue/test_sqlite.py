@@ -87,7 +87,7 @@ def test_large_calls_take_one_transaction_per_chunk_and_puts_get_in_between(
     monkeypatch.setattr(sqlite_module, "CHUNK_ROWS", 4)
     ack_chunk = sqlite_module._ack
 
-    def slow_ack(numbers: Sequence[tuple[int]], conn: sqlite3.Connection) -> None:
+    def slow_ack(numbers: Sequence[int], conn: sqlite3.Connection) -> None:
         time.sleep(0.05)  # a chunk long enough for the put below to come in between
         ack_chunk(numbers, conn)
 

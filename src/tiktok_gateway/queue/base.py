@@ -26,7 +26,7 @@ import asyncio
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final, NamedTuple, Protocol
 
 Clock = Callable[[], float]
 
@@ -44,13 +44,13 @@ class NewItem:
     payload: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class LeasedItem:
+class LeasedItem(NamedTuple):
     """An item handed to a worker.
 
     ``id`` names this lease, not the item: every lease of an item gets a new id, which is how a
     stale ``nack``/``release`` (point 3) is told apart. ``attempts`` counts earlier failed
-    deliveries (nacks).
+    deliveries (nacks). (A named tuple, not a frozen dataclass: a lease makes one per item, and
+    a frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``.)
     """
 
     id: str

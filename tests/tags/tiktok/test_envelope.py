@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tiktok_gateway import wire_json
@@ -33,6 +33,14 @@ events = st.dictionaries(texts, json_values, max_size=4) | st.builds(
 )
 
 
+# Strings made of the byte sequences the cut looks for, quotes and backslashes: JSON escapes them
+# inside a string, so the cut must never take one of them for a member.
+tricky = st.lists(
+    st.sampled_from([',"event_id":"', '","event":{', '"', "\\", "}}", "event", "event_id"]) | texts,
+    max_size=4,
+).map("".join)
+
+
 def parsed(raw: RawEnvelope) -> tuple[Any, ...]:
     event = json.loads(raw.event_json)
     return raw.tag, raw.pixel_code, raw.test_event_code, raw.event_id, event
@@ -47,6 +55,32 @@ def test_the_cut_reads_what_to_bytes_wrote(
     assert parsed(raw) == (tag, pixel, code or None, str(event.get("event_id", "")), event)
     assert raw.event_json == wire_json.dumps(event)  # the very bytes a body would hold
     assert Envelope.from_bytes(payload) == Envelope(tag, pixel, code or None, event)
+
+
+@given(
+    tag=tricky,
+    pixel=tricky,
+    code=st.none() | tricky,
+    event_id=tricky,
+    extra=st.dictionaries(
+        tricky, tricky | json_values | st.dictionaries(tricky, tricky), max_size=3
+    ),
+)
+@example(  # the members the cut looks for, in strings and (as in the earlier layout) in the event
+    tag='","event":{',
+    pixel=',"event_id":"',
+    code=None,
+    event_id='e","event":{"',
+    extra={"a": "b", "event": {"event_id": "x"}},
+)
+def test_the_cut_is_not_fooled_by_member_names_inside_strings(
+    tag: str, pixel: str, code: str | None, event_id: str, extra: dict[str, Any]
+) -> None:
+    event = {**extra, "event_id": event_id}
+    payload = Envelope(tag, pixel, code, event).to_bytes()
+    raw = RawEnvelope.from_bytes(payload)
+    assert parsed(raw) == (tag, pixel, code or None, event_id, event)
+    assert raw.event_json == wire_json.dumps(event)
 
 
 def test_the_event_is_cut_out_not_parsed(monkeypatch: pytest.MonkeyPatch) -> None:

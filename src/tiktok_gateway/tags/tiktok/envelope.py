@@ -87,34 +87,42 @@ class Envelope:
 # A JSON string as wire_json writes it: no raw '"', '\' or control character; escapes are two
 # bytes ("\"", "\\", "\n", ...) or six ("\u001f"), so "\\." steps over every one of them.
 _STRING = rb'"[^"\\]*(?:\\.[^"\\]*)*"'
-# Group 1: the members before event_id (the same for every event of a route); group 2: the id.
+# The members before event_id (the same for every event of a route).
 _HEAD = re.compile(
-    rb'(\{"tag":' + _STRING + rb',"pixel":' + _STRING + rb'(?:,"test_event_code":' + _STRING
-    + rb')?,"event_id":)(' + _STRING + rb'),"event":(?=\{)',
+    rb'\{"tag":' + _STRING + rb',"pixel":' + _STRING
+    + rb'(?:,"test_event_code":' + _STRING + rb")?",
     re.DOTALL,
 )  # fmt: skip
-_EVENT_ID_KEY = b',"event_id":'
+# Where the event_id member starts and where its string ends and the event begins. Inside a JSON
+# string every '"' is escaped, so neither can occur in a string: the first occurrence of each is
+# the member itself (in a payload of the current layout).
+_EVENT_ID_KEY = b',"event_id":"'
+_EVENT_KEY = b'","event":{'
+_ID_START = len(_EVENT_ID_KEY)
+_EVENT_START = len(_EVENT_KEY) - 1  # the event's "{"
+_new = tuple.__new__
 
 
 @lru_cache(maxsize=256)
 def _route(head: bytes) -> tuple[str, str, str | None]:
     """``(tag, pixel code, test event code)`` from the members before ``event_id``.
 
-    Cached: a queue holds few routes (tags times test codes), and every event repeats its own.
+    Raises ``ValueError`` when ``head`` is not those members in that order. Cached: a queue
+    holds few routes (tags times test codes), and every event repeats its own.
     """
-    record = wire_json.loads(head.removesuffix(_EVENT_ID_KEY) + b"}")
+    if _HEAD.fullmatch(head) is None:
+        raise ValueError("not the current layout")
+    record = wire_json.loads(head + b"}")
     tag, pixel, code = record["tag"], record["pixel"], record.get("test_event_code")
     if not (isinstance(tag, str) and isinstance(pixel, str) and isinstance(code, str | None)):
-        raise TypeError("tag, pixel and test_event_code must be strings")  # _STRING ensures it
+        raise TypeError("tag, pixel and test_event_code must be strings")  # _HEAD ensures it
     return tag, pixel, code
 
 
-def _text(string: bytes) -> str:
-    """The value of a JSON string matched by ``_STRING``."""
-    if b"\\" not in string:
-        return string[1:-1].decode()
-    value = wire_json.loads(string)
-    if not isinstance(value, str):  # cannot happen for a match of _STRING
+def _text(content: bytes) -> str:
+    """The value of a JSON string whose bytes between the quotes are ``content``."""
+    value = wire_json.loads(b'"' + content + b'"')
+    if not isinstance(value, str):  # cannot happen for a JSON string
         raise TypeError("not a JSON string")
     return value
 
@@ -160,10 +168,18 @@ class RawEnvelope(NamedTuple):
         retry the whole batch until its retries run out.
         Raises ``ValueError``, ``KeyError`` or ``TypeError`` for a payload not made by ``to_bytes``.
         """
-        head = _HEAD.match(payload)
-        if head is not None and payload.endswith(b"}}"):
-            tag, pixel, code = _route(head[1])
-            return cls(tag, pixel, code, _text(head[2]), payload[head.end() : -1])
+        key = payload.find(_EVENT_ID_KEY)
+        end = payload.find(_EVENT_KEY, key)
+        if key > 0 and end > 0 and payload[-2:] == b"}}":
+            try:
+                tag, pixel, code = _route(payload[:key])
+            except ValueError:
+                pass  # the earlier layout (its event holds an event_id member), or not ours
+            else:
+                content = payload[key + _ID_START : end]
+                event_id = content.decode() if b"\\" not in content else _text(content)
+                event = payload[end + _EVENT_START : -1]
+                return _new(cls, (tag, pixel, code, event_id, event))  # no Python-level __new__
         envelope = Envelope.from_bytes(payload)  # the earlier layout, or not ours at all
         event_id = str(envelope.event.get("event_id", ""))
         return cls(
