@@ -207,8 +207,7 @@ def classify(
     now: float | None = None,
 ) -> Outcome:
     """The outcome of one ``POST /event/track/``: ``status``/``body``/``retry_after`` of the
-    response, or ``error`` when there was none (``httpx.RequestError``, ``aiohttp.ClientError``
-    or ``TimeoutError``: a timeout, a refused or broken connection).
+    response, or ``error`` when there was none (``httpx.RequestError``: timeout, connection).
 
     ``now`` (unix seconds, default: the system time) turns an HTTP-date Retry-After into a delay.
     """
@@ -216,8 +215,7 @@ def classify(
         now = time.time()
     after = parse_retry_after(retry_after, now)
     if error is not None or status is None:
-        timed_out = isinstance(error, httpx.TimeoutException | TimeoutError)
-        reason = "timeout" if timed_out else "connection"
+        reason = "timeout" if isinstance(error, httpx.TimeoutException) else "connection"
         text = f"{type(error).__name__}: {error}" if error is not None else "no response"
         return Retry(after, reason, None, text, cause="transport")
     parsed = _parse_body(body)

@@ -6,8 +6,6 @@ events of one pixel and test code share a request (``RawEnvelope.route``), at mo
 events' JSON bytes joined by commas, exactly the bytes ``wire_json.dumps`` would write for the
 whole body, so the byte budget counts exactly those bytes. The access token is read from the
 tag's settings when a batch is sent (never queued), so a rotated token applies to queued events.
-A tag with a token posts through an aiohttp session of its own (``client.AiohttpPoster``); one
-without posts to the built-in sandbox through the runtime's httpx client.
 """
 
 from __future__ import annotations
@@ -22,7 +20,7 @@ import httpx
 from tiktok_gateway import wire_json
 from tiktok_gateway.delivery.destination import Batch, Limits
 from tiktok_gateway.delivery.outcome import Outcome
-from tiktok_gateway.tags.tiktok.client import AiohttpPoster, post_batch
+from tiktok_gateway.tags.tiktok.client import post_batch
 from tiktok_gateway.tags.tiktok.envelope import RawEnvelope
 from tiktok_gateway.tags.tiktok.mapping import KIND
 from tiktok_gateway.tags.tiktok.payload import MAX_BATCH_EVENTS, request_body
@@ -53,22 +51,14 @@ def batch_body(envelopes: tuple[RawEnvelope, ...]) -> bytes:
 
 
 class TikTokDestination:
-    """Delivers one tag's events to ``api_url`` (the tag's, or the built-in sandbox's): through
-    ``network`` when given, else through the httpx client ``send`` is handed."""
+    """Delivers one tag's events to ``api_url`` (the tag's, or the built-in sandbox's)."""
 
     kind = KIND
 
-    def __init__(
-        self,
-        settings: TikTokTagSettings,
-        api_url: str,
-        limits: Limits,
-        network: AiohttpPoster | None = None,
-    ) -> None:
+    def __init__(self, settings: TikTokTagSettings, api_url: str, limits: Limits) -> None:
         self.settings = settings
         self.api_url = api_url
         self._limits = limits
-        self._network = network
         self._token = settings.access_token.get_secret_value() if settings.access_token else None
 
     @property
@@ -88,17 +78,14 @@ class TikTokDestination:
 
     async def send(self, client: httpx.AsyncClient, batch: Batch) -> Outcome:
         # The units of a batch come from this destination's unit(): RawEnvelopes.
-        body = batch_body(cast(tuple[RawEnvelope, ...], batch.units))
-        timeout = self._limits.timeout
-        if self._network is not None:
-            reply = await self._network.post(self.api_url, self._token, body, timeout)
-        else:
-            reply = await post_batch(client, self.api_url, self._token, body, timeout)
+        envelopes = cast(tuple[RawEnvelope, ...], batch.units)
+        reply = await post_batch(
+            client, self.api_url, self._token, batch_body(envelopes), self._limits.timeout
+        )
         return reply.classify(time.time())  # turns an HTTP-date Retry-After into seconds
 
     async def aclose(self) -> None:
-        if self._network is not None:  # the runtime's client is closed by the runtime
-            await self._network.aclose()
+        return None  # the runtime's client is closed by the runtime
 
 
 def tiktok_limits(max_in_flight: int, max_age: float, timeout: float) -> Limits:

@@ -4,14 +4,11 @@ no access token."""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from tiktok_gateway.config import Config
 from tiktok_gateway.delivery.destination import Destination
 from tiktok_gateway.ingest import Collector
 from tiktok_gateway.tags.kind import Kind
 from tiktok_gateway.tags.tiktok.check import describe_tag, target_name
-from tiktok_gateway.tags.tiktok.client import AiohttpPoster
 from tiktok_gateway.tags.tiktok.collector import TikTokCollector
 from tiktok_gateway.tags.tiktok.destination import TikTokDestination, tiktok_limits
 from tiktok_gateway.tags.tiktok.mapping import KIND as NAME
@@ -21,27 +18,15 @@ SANDBOX_LISTING = "/sandbox/events"
 
 
 def destinations(config: Config, sandbox_url: str) -> list[Destination]:
-    """One destination per tag; a tag without a token posts to ``sandbox_url``. A tag whose URL
-    is on the network posts through a client of its own (aiohttp); one that posts to the
-    built-in sandbox (no token, or its ``api_url`` on ``sandbox_url``'s origin) goes through the
-    runtime's httpx client, which reaches the sandbox in process."""
+    """One destination per tag; a tag without a token posts to ``sandbox_url``."""
     gateway = config.gateway
     limits = tiktok_limits(
         gateway.max_in_flight, gateway.event_expiry_seconds, gateway.request_timeout_seconds
     )
-    found: list[Destination] = []
-    for tag in config.tags:
-        url = tag.api_url if tag.access_token else sandbox_url
-        network = (
-            None if _origin(url) == _origin(sandbox_url) else AiohttpPoster(limits.max_in_flight)
-        )
-        found.append(TikTokDestination(tag, url, limits, network))
-    return found
-
-
-def _origin(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return parts.scheme.lower(), parts.netloc.lower()
+    return [
+        TikTokDestination(tag, tag.api_url if tag.access_token else sandbox_url, limits)
+        for tag in config.tags
+    ]
 
 
 def collector(config: Config) -> Collector | None:
