@@ -52,7 +52,8 @@ def _tmpfs_possible() -> None:
 def fill(folder: Path) -> Path:
     """Write a ballast file into ``folder`` until the disk is full; returns its path."""
     ballast = folder / "ballast"
-    with ballast.open("wb") as handle:
+    # Unbuffered: a buffered file flushes what is left when it closes, on a full disk an error.
+    with ballast.open("wb", buffering=0) as handle:
         assert _write_until_refused(handle) == errno.ENOSPC
     return ballast
 
@@ -62,7 +63,6 @@ def _write_until_refused(handle: BinaryIO) -> int | None:
     try:
         while True:
             handle.write(b"\0" * 65536)
-            handle.flush()
     except OSError as error:
         return error.errno
 
