@@ -16,7 +16,8 @@ from starlette.applications import Starlette
 from tests.system.processes import free_port
 from tiktok_gateway.app import Listeners
 from tiktok_gateway.cli import main
-from tiktok_gateway.cli.serve import _describe, _GatewayServer
+from tiktok_gateway.cli.serve import _describe
+from tiktok_gateway.cli.serving import GatewayServer
 from tiktok_gateway.config import load_config
 
 
@@ -30,7 +31,7 @@ def unfrozen() -> Iterator[None]:
 @pytest.mark.usefixtures("unfrozen")
 def test_start_up_freezes_what_is_alive_then() -> None:
     app = Listeners(Starlette(), Starlette(), admin_port=0)
-    server = _GatewayServer(
+    server = GatewayServer(
         uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_config=None), app
     )
 
