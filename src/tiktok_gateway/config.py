@@ -12,6 +12,7 @@ problem is reported as ``ConfigError(key, reason)`` naming the offending key; se
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 import tomllib
@@ -49,11 +50,54 @@ _API_SECRET: Final = re.compile(r"[A-Za-z0-9_-]{1,256}")
 MAX_WORKERS = 1024
 
 
-def available_cpus() -> int:
-    """The CPUs this process may run on: its affinity mask where the platform has one."""
+def available_cpus(
+    cgroups: Path = Path("/sys/fs/cgroup"), membership: Path = Path("/proc/self/cgroup")
+) -> int:
+    """The CPUs this process may use: its affinity mask (a container's cpuset, ``taskset``),
+    lowered to its CPU quota rounded up where its cgroups set one (``docker run --cpus``, a
+    Kubernetes CPU limit, systemd's ``CPUQuota``: the mask shows every core of the machine
+    then, and one worker per core would share a fraction of them)."""
     if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
+        count = len(os.sched_getaffinity(0))
+    else:  # pragma: no cover - not Linux
+        count = os.cpu_count() or 1
+    quota = cpu_quota(cgroups, membership)
+    if quota is not None:
+        count = min(count, math.ceil(quota))
+    return max(1, count)
+
+
+def cpu_quota(cgroups: Path, membership: Path) -> float | None:
+    """CPUs' worth of time per period the cgroups of this process allow (the smallest along
+    its cgroup's path, cgroup v2's ``cpu.max`` or v1's ``cpu.cfs_quota_us``), or ``None``: no
+    quota, or none readable."""
+    try:
+        lines = membership.read_text().splitlines()
+    except OSError:
+        return None
+    found: list[float] = []
+    files: tuple[str, ...]
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":  # v2: the unified tree (at the root, or under unified/ in hybrid)
+            base = cgroups if (cgroups / "cgroup.controllers").exists() else cgroups / "unified"
+            files = ("cpu.max",)
+        elif "cpu" in controllers.split(","):  # v1: the cpu controller's own tree
+            base, files = cgroups / controllers, ("cpu.cfs_quota_us", "cpu.cfs_period_us")
+        else:
+            continue
+        folder = base / path.lstrip("/")
+        while True:
+            try:
+                values = " ".join(((folder / name).read_text()) for name in files).split()
+                if values[0] not in ("max", "-1"):
+                    found.append(int(values[0]) / int(values[1]))
+            except (OSError, ValueError, IndexError):
+                pass
+            if folder == base or base not in folder.parents:
+                break
+            folder = folder.parent
+    return min(found) if found else None
 
 
 # An admin token guards the operator surfaces against the internet: shorter ones are guessable.
