@@ -11,7 +11,7 @@ its CPU per hit, delivery included. Closed-loop rounds (``wrk``, 64 connections,
 give each gateway's hits/s. MEDIANs over the rounds; the target: 2 workers <= 1.15x the CPU per
 hit of 1 worker.
 
-    .venv/bin/python bench/workers.py [--rounds 5] [--rate 1000] [--open-seconds 10]
+    .venv/bin/python bench/workers.py [--rounds 5] [--rate 1000] [--open-seconds 10] [--data DIR]
 """
 
 from __future__ import annotations
@@ -116,6 +116,12 @@ def main() -> None:
     parser.add_argument("--open-seconds", type=float, default=10.0)
     parser.add_argument("--seconds", type=float, default=5.0, help="closed-loop round (wrk)")
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="folder for the two queues (default: the temporary folder; /dev/shm takes the"
+        " disk's fsync out of the comparison)",
+    )
     args = parser.parse_args()
     print(f"machine: {servers.machine()}")
     tmp = Path(tempfile.mkdtemp(prefix="bench-workers-"))
@@ -138,7 +144,9 @@ def main() -> None:
         sandbox = [*cli, "sandbox", "--access-token-env", "TOKEN", "--port", str(ports[4])]
         procs["sandbox"] = _start(sandbox, {"TOKEN": "bench-token"}, log)
         for n, (name, (port, admin)) in enumerate(gateways.items()):
-            own = env | {"GATEWAY_DATA_DIR": str(tmp / name), "GATEWAY_ADMIN_PORT": str(admin)}
+            data = (args.data or tmp) / f"bench-workers-{name}"
+            shutil.rmtree(data, ignore_errors=True)
+            own = env | {"GATEWAY_DATA_DIR": str(data), "GATEWAY_ADMIN_PORT": str(admin)}
             serve = [*cli, "serve", "--workers", str(n + 1), "--port", str(port)]
             procs[name] = _start(serve, own, log)
         # The workers listen once the supervisor's children are up: wait for the hit port.
@@ -161,6 +169,8 @@ def main() -> None:
     finally:
         servers.stop(procs.values(), timeout=20)
     shutil.rmtree(tmp, ignore_errors=True)
+    for name in NAMES:
+        shutil.rmtree((args.data or tmp) / f"bench-workers-{name}", ignore_errors=True)
     _report(runs, memory, args)
 
 
