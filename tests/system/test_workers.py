@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import socket
 import threading
 import time
 from collections import Counter
@@ -185,6 +186,9 @@ def test_two_workers_share_a_port_survive_a_kill_and_stop_together(
         send(gateway_url, range(1200, 1300), more)
         assert len(more) == 100
         assert accepted_hits(admin_url) == total + 100
+        # The queue's gauges are the answering worker's reading: one series, not one a worker.
+        text = httpx.get(f"{admin_url}/metrics").text
+        assert len(re.findall(r"^gateway_queue_depth ", text, re.M)) == 1
 
         assert stop(gateway, timeout=30) == 0
         assert all(not Path(f"/proc/{pid}").exists() for pid in replaced)
@@ -193,3 +197,27 @@ def test_two_workers_share_a_port_survive_a_kill_and_stop_together(
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    """No worker outlives the parent: each reads EOF on its pipe and stops gracefully."""
+    port, admin_port = free_port(), free_port()
+    env = {"GATEWAY_PORT": str(port), "GATEWAY_ADMIN_PORT": str(admin_port)}
+    env |= {"GATEWAY_DATA_DIR": str(tmp_path / "data"), "TIKTOK_PIXEL_CODE": "CWORKERS"}
+    gateway = start(["serve", "--workers", "2"], env, tmp_path / "processes.log")
+    try:
+        workers = wait_for_workers(gateway.pid, 2)
+        wait_until_up(f"http://127.0.0.1:{port}/healthz", gateway)
+        assert stop(gateway, signal.SIGKILL) == -signal.SIGKILL
+        deadline = time.monotonic() + 30
+        while any(Path(f"/proc/{pid}").exists() for pid in workers):
+            assert time.monotonic() < deadline, "a worker outlived its supervisor"
+            time.sleep(0.1)
+        with socket.socket() as again:  # nothing holds the port any more
+            again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            again.bind(("127.0.0.1", port))
+            again.listen()
+    finally:
+        if gateway.poll() is None:
+            gateway.kill()
+            gateway.wait()

@@ -60,15 +60,15 @@ def raise_open_file_limit() -> int:
 
 def connection_limits_or_fail(configured: int | None, workers: int = 1) -> int:
     """The cap on open connections of each of ``workers`` processes. ``configured``
-    (``GATEWAY_MAX_CONNECTIONS``) is the whole server's, divided among them (rounded up); by
+    (``GATEWAY_MAX_CONNECTIONS``) is the whole server's, divided among them (rounded down); by
     default the server holds min(20000, the open-file limit - 256 per process). The open-file
     limit is raised to its hard limit first (the workers inherit it); a share above what it
     allows fails (exit 2): the process would run out of descriptors before the cap answered
     503."""
     maximum = max(1, raise_open_file_limit() - RESERVED_FILES)
     if configured is None:
-        return min(-(-DEFAULT_MAX_CONNECTIONS // workers), maximum)
-    share = -(-configured // workers)
+        return min(max(1, DEFAULT_MAX_CONNECTIONS // workers), maximum)
+    share = max(1, configured // workers)
     if share > maximum:
         per = f" ({share} per worker)" if workers > 1 else ""
         fail(
