@@ -45,9 +45,12 @@ from pathlib import Path
 from types import FrameType
 
 import structlog
+from prometheus_client import multiprocess
 
+from tiktok_gateway.cli.serving import run_server
 from tiktok_gateway.config import Config, available_cpus
 from tiktok_gateway.endpoints.limits import HttpLimits
+from tiktok_gateway.telemetry.logs import configure_from_environment
 
 log = structlog.get_logger("tiktok_gateway.workers")
 
@@ -100,10 +103,6 @@ class WorkerSpec:
 def worker_main(spec: WorkerSpec, sockets: list[socket.socket], link: Connection) -> None:
     """A worker process: log set-up, then the gateway on the parent's ``sockets``. ``link``
     tells the parent once the server listens, and reads EOF when the parent is gone."""
-    # Imported here: the child's import of prometheus_client (through the app) must follow its
-    # environment, which it has from the start; nothing is imported in the parent for it.
-    from tiktok_gateway.cli.serving import run_server
-    from tiktok_gateway.telemetry.logs import configure_from_environment
 
     def watch_parent() -> None:
         with contextlib.suppress(EOFError, OSError):
@@ -240,8 +239,6 @@ class Supervisor:
 
     def _gone(self, slot: _Slot, process: BaseProcess) -> None:
         """Forget ``slot``'s exited process: its pipe, its live gauges."""
-        from prometheus_client import multiprocess
-
         if process.pid is not None:
             multiprocess.mark_process_dead(  # type: ignore[no-untyped-call]
                 process.pid, str(self.spec.metrics_dir)
