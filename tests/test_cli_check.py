@@ -509,3 +509,14 @@ def test_example_names_and_documents_every_key() -> None:
         assert documented, f"{key} is not in examples/gateway.toml with a comment"
     for table in ("[gateway]", "[ga4]", "[[tags]]", "[tags.trigger]", "[tags.event_map]"):
         assert table in text
+
+
+def test_check_says_how_many_workers_and_divides_the_connection_cap() -> None:
+    code, out, _ = run("check", env={"TIKTOK_PIXEL_CODE": "CENV"})
+    assert code == 0
+    assert "\nworkers: 1 process; GATEWAY_WORKERS=auto: one per CPU" in out
+    env = {"TIKTOK_PIXEL_CODE": "CENV", "GATEWAY_WORKERS": "3", "GATEWAY_MAX_CONNECTIONS": "1000"}
+    code, out, _ = run("check", env=env)
+    assert code == 0
+    assert "\nworkers: 3 processes sharing both listeners and the queue\n" in out
+    assert "connections: at most 999 open, 333 per worker (request heads:" in out

@@ -16,7 +16,8 @@ from starlette.applications import Starlette
 from tests.system.processes import free_port
 from tiktok_gateway.app import Listeners
 from tiktok_gateway.cli import main
-from tiktok_gateway.cli.serve import _describe, _GatewayServer
+from tiktok_gateway.cli.serve import _describe
+from tiktok_gateway.cli.serving import GatewayServer
 from tiktok_gateway.config import load_config
 
 
@@ -30,7 +31,7 @@ def unfrozen() -> Iterator[None]:
 @pytest.mark.usefixtures("unfrozen")
 def test_start_up_freezes_what_is_alive_then() -> None:
     app = Listeners(Starlette(), Starlette(), admin_port=0)
-    server = _GatewayServer(
+    server = GatewayServer(
         uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_config=None), app
     )
 
@@ -83,3 +84,44 @@ def test_serve_prints_both_listeners() -> None:
     assert "Watch it: http://127.0.0.1:9001/debug" in text
     environ = {"GATEWAY_ADMIN_HOST": "::1", "GATEWAY_ADMIN_PORT": "7000"}
     assert "admin on http://[::1]:7000 " in _describe(load_config(None, environ))
+
+
+def test_workers_need_a_queue_they_share() -> None:
+    env = {"GATEWAY_QUEUE_URL": "memory://"}
+    result = CliRunner(env=env).invoke(main, ["serve", "--workers", "2"])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "error: configuration: GATEWAY_WORKERS above 1 needs a queue the processes share"
+        " (sqlite:///... or redis://...), not memory://"
+    ]
+
+
+def test_workers_stop_in_one_line_when_the_redis_queue_does_not_answer() -> None:
+    """The parent checks the queue before it starts any worker."""
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    result = CliRunner(env={"GATEWAY_QUEUE_URL": url}).invoke(main, ["serve", "--workers", "2"])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"error: queue: {url} cannot be reached (redis: ConnectionError)"
+    ]
+
+
+def test_a_bad_workers_value_names_the_key() -> None:
+    result = CliRunner().invoke(main, ["serve", "--workers", "many"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: configuration: GATEWAY_WORKERS: ")
+
+
+def test_serve_help_documents_workers() -> None:
+    text = CliRunner().invoke(main, ["serve", "--help"]).output
+    assert "--workers N|auto" in text
+    assert "GATEWAY_WORKERS" in text
+
+
+def test_the_start_up_lines_say_how_many_workers() -> None:
+    one = _describe(load_config(None, {}))
+    assert "  workers: 1 process; GATEWAY_WORKERS=auto: one per CPU" in one
+    two = _describe(load_config(None, {"GATEWAY_WORKERS": "2"}))
+    assert "  workers: 2 processes sharing both listeners and the queue\n" in two
+    # token-less: each worker's own sandbox
+    assert "each worker has its own built-in sandbox" in two

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from tiktok_gateway.config import PLACEHOLDER_PIXEL, load_config
+from tiktok_gateway.config import PLACEHOLDER_PIXEL, available_cpus, cpu_quota, load_config
 from tiktok_gateway.errors import ConfigError
 
 SECRET = "tok-very-secret-123"
@@ -176,3 +177,63 @@ def test_invalid_file_names_the_key(tmp_path: Path, text: str, key: str) -> None
     with pytest.raises(ConfigError) as caught:
         load_config(path, environ={})
     assert caught.value.key == key
+
+
+def test_workers_is_a_number_or_auto() -> None:
+    def workers(value: str) -> int | str:
+        return load_config(None, {"GATEWAY_WORKERS": value}).gateway.workers
+
+    assert load_config(None, {}).gateway.workers == 1  # the default: one process
+    assert workers("4") == 4
+    assert workers(" Auto ") == "auto"
+    for bad in ("0", "-1", "1.5", "two", "1025"):
+        with pytest.raises(ConfigError) as caught:
+            load_config(None, {"GATEWAY_WORKERS": bad})
+        assert caught.value.key == "GATEWAY_WORKERS"
+    auto = load_config(None, {"GATEWAY_WORKERS": "auto"}).gateway.resolved_workers
+    assert auto == available_cpus() >= 1
+
+
+def _cgroups(tmp_path: Path, membership: str, files: dict[str, str]) -> tuple[Path, Path]:
+    root = tmp_path / "cgroup"
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    (tmp_path / "self").write_text(membership)
+    return root, tmp_path / "self"
+
+
+def test_auto_counts_a_cpu_quota_as_well_as_the_affinity_mask(tmp_path: Path) -> None:
+    """docker run --cpus, a Kubernetes CPU limit, systemd's CPUQuota: a CFS quota, which the
+    affinity mask does not show."""
+    v2 = _cgroups(
+        tmp_path / "v2", "0::/\n", {"cgroup.controllers": "cpu", "cpu.max": "150000 100000\n"}
+    )
+    assert cpu_quota(*v2) == 1.5
+    assert available_cpus(*v2) == min(2, len(os.sched_getaffinity(0)))
+    nested = _cgroups(
+        tmp_path / "nested",
+        "0::/system.slice/gw.service\n",
+        {
+            "cgroup.controllers": "cpu",
+            "system.slice/cpu.max": "100000 100000",
+            "system.slice/gw.service/cpu.max": "max 100000",
+        },
+    )
+    assert cpu_quota(*nested) == 1.0  # the parent's limit holds for its children
+    assert available_cpus(*nested) == 1
+    v1 = _cgroups(
+        tmp_path / "v1",
+        "4:memory:/x\n2:cpu,cpuacct:/docker/abc\n0::/\n",
+        {
+            "cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "300000",
+            "cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000",
+        },
+    )
+    assert cpu_quota(*v1) == 3.0
+    unlimited = _cgroups(
+        tmp_path / "none", "0::/\n", {"cgroup.controllers": "", "cpu.max": "max 100000"}
+    )
+    assert cpu_quota(*unlimited) is None
+    assert available_cpus(*unlimited) == len(os.sched_getaffinity(0))
+    assert cpu_quota(tmp_path / "missing", tmp_path / "missing") is None

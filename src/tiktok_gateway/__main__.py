@@ -1,3 +1,5 @@
 from tiktok_gateway.cli import main
 
-main()
+# Guarded: serve's worker processes (multiprocessing's spawn) import this module as __mp_main__.
+if __name__ == "__main__":
+    main()

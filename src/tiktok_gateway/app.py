@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -145,9 +146,12 @@ def create_app(
     queue: Queue | None = None,
     clock: Clock = wall_clock,
     run_worker: bool = True,
+    metrics_dir: Path | None = None,
 ) -> Listeners:
     """The gateway's two listeners' app. Tests may pass their own ``queue``/``clock`` and drive
-    delivery themselves (``run_worker=False``; the worker is ``app.state.runtime.worker``)."""
+    delivery themselves (``run_worker=False``; the worker is ``app.state.runtime.worker``).
+    ``serve`` passes the queue it opened, and with several workers the folder their metrics
+    are counted in (``metrics_dir``, see ``runtime.start_runtime``)."""
     # Mounted at /sandbox: its track endpoint and its /sandbox/events listing share one store.
     sandbox = create_sandbox_app(admin_prefix="") if needs_sandbox(config) else None
     admin = create_admin_app(sandbox)
@@ -162,7 +166,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         runtime = await start_runtime(
-            config, sandbox=sandbox, queue=queue, clock=clock, run_worker=run_worker
+            config,
+            sandbox=sandbox,
+            queue=queue,
+            clock=clock,
+            run_worker=run_worker,
+            metrics_dir=metrics_dir,
         )
         app.state.runtime = admin.state.runtime = runtime
         try:

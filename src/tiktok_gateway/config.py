@@ -12,13 +12,14 @@ problem is reported as ``ConfigError(key, reason)`` naming the offending key; se
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -44,6 +45,60 @@ from tiktok_gateway.tags.tiktok.settings import TikTokTagSettings
 # makes them (base64url characters); anything else is a typo, refused rather than read wrongly.
 _MEASUREMENT_ID: Final = re.compile(r"[A-Za-z0-9-]{1,64}")
 _API_SECRET: Final = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+# GATEWAY_WORKERS above this is a typo, not a machine (auto is never capped).
+MAX_WORKERS = 1024
+
+
+def available_cpus(
+    cgroups: Path = Path("/sys/fs/cgroup"), membership: Path = Path("/proc/self/cgroup")
+) -> int:
+    """The CPUs this process may use: its affinity mask (a container's cpuset, ``taskset``),
+    lowered to its CPU quota rounded up where its cgroups set one (``docker run --cpus``, a
+    Kubernetes CPU limit, systemd's ``CPUQuota``: the mask shows every core of the machine
+    then, and one worker per core would share a fraction of them)."""
+    if hasattr(os, "sched_getaffinity"):
+        count = len(os.sched_getaffinity(0))
+    else:  # pragma: no cover - not Linux
+        count = os.cpu_count() or 1
+    quota = cpu_quota(cgroups, membership)
+    if quota is not None:
+        count = min(count, math.ceil(quota))
+    return max(1, count)
+
+
+def cpu_quota(cgroups: Path, membership: Path) -> float | None:
+    """CPUs' worth of time per period the cgroups of this process allow (the smallest along
+    its cgroup's path, cgroup v2's ``cpu.max`` or v1's ``cpu.cfs_quota_us``), or ``None``: no
+    quota, or none readable."""
+    try:
+        lines = membership.read_text().splitlines()
+    except OSError:
+        return None
+    found: list[float] = []
+    files: tuple[str, ...]
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":  # v2: the unified tree (at the root, or under unified/ in hybrid)
+            base = cgroups if (cgroups / "cgroup.controllers").exists() else cgroups / "unified"
+            files = ("cpu.max",)
+        elif "cpu" in controllers.split(","):  # v1: the cpu controller's own tree
+            base, files = cgroups / controllers, ("cpu.cfs_quota_us", "cpu.cfs_period_us")
+        else:
+            continue
+        folder = base / path.lstrip("/")
+        while True:
+            try:
+                values = " ".join(((folder / name).read_text()) for name in files).split()
+                if values[0] not in ("max", "-1"):
+                    found.append(int(values[0]) / int(values[1]))
+            except (OSError, ValueError, IndexError):
+                pass
+            if folder == base or base not in folder.parents:
+                break
+            folder = folder.parent
+    return min(found) if found else None
+
 
 # An admin token guards the operator surfaces against the internet: shorter ones are guessable.
 MIN_ADMIN_TOKEN = 16
@@ -146,7 +201,14 @@ class GatewaySettings(_ExplicitSources):
         description="Open connections over both listeners; past it 503 at once. Default:"
         " min(20000, open-file limit - 256).",
     )
-    max_in_flight: int = Field(default=4, ge=1, description="Requests to TikTok at once.")
+    workers: int | Literal["auto"] = Field(
+        default=1,
+        description="Processes serving both listeners (SQLite or Redis queue shared); auto: one"
+        " per CPU this process may run on. 1 keeps everything in one process.",
+    )
+    max_in_flight: int = Field(
+        default=4, ge=1, description="Requests to TikTok at once (per worker process)."
+    )
     request_timeout_seconds: float = Field(default=10.0, gt=0, description="Per TikTok request.")
     lease_seconds: float = Field(
         default=120.0,
@@ -193,6 +255,21 @@ class GatewaySettings(_ExplicitSources):
                 raise ValueError("every measurement id needs a non-empty secret")
         return value
 
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers(cls, value: object) -> object:
+        """A whole number from 1 to ``MAX_WORKERS``, or ``auto`` (any case); a string of digits
+        (the environment's) is read as a number."""
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if text == "auto":
+                return "auto"
+            if text.isdigit():
+                value = int(text)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_WORKERS:
+            raise ValueError(f"a number of processes from 1 to {MAX_WORKERS}, or auto")
+        return value
+
     @field_validator("admin_token")
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
@@ -231,6 +308,12 @@ class GatewaySettings(_ExplicitSources):
     def resolved_queue_url(self) -> str:
         """``queue_url``, or the SQLite file in ``data_dir`` when it is not set."""
         return self.queue_url or f"sqlite:///{self.data_dir / 'queue.db'}"
+
+    @property
+    def resolved_workers(self) -> int:
+        """``workers``, with ``auto`` as the CPUs this process may run on (its affinity mask,
+        which a container's cpuset or ``taskset`` narrows; not the machine's count)."""
+        return available_cpus() if self.workers == "auto" else self.workers
 
     @property
     def resolved_admin_port(self) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import structlog
@@ -60,6 +61,7 @@ class Runtime:
     sandbox: Starlette | None = None
     worker: DeliveryWorker | None = None
     worker_task: asyncio.Task[None] | None = None
+    metrics_task: asyncio.Task[None] | None = None  # publishes this worker process's metrics
     observers: Observers = field(default_factory=Observers)
     telemetry: Telemetry = field(default_factory=Telemetry)
     debug: DebugRecorder = field(default_factory=DebugRecorder)
@@ -115,11 +117,14 @@ async def start_runtime(
     queue: Queue | None = None,
     clock: Clock = wall_clock,
     run_worker: bool = True,
+    metrics_dir: Path | None = None,
 ) -> Runtime:
     """Open the queue (unless given), build the client and start the worker (unless told not to).
 
     ``sandbox`` receives the requests of destinations without a real target; one is created
-    when needed and not given.
+    when needed and not given. ``metrics_dir``: this is one of several worker processes, which
+    count in that folder (``telemetry/metrics.py``); this one publishes its state there every
+    second.
     """
     queue = queue or await open_queue(config.gateway.resolved_queue_url, clock=clock)
     if warning := durability_warning(queue):
@@ -145,6 +150,7 @@ async def start_runtime(
         destinations=destinations,
         client=client,
         sandbox=sandbox,
+        telemetry=Telemetry(metrics_dir),
     )
     runtime.observers.add(runtime.telemetry)
     runtime.telemetry.set_secrets(config_secrets(config))  # masked in every log line
@@ -170,7 +176,17 @@ async def start_runtime(
     )
     if run_worker:
         runtime.worker_task = asyncio.create_task(runtime.worker.run(), name="delivery")
+    if metrics_dir is not None:
+        runtime.metrics_task = asyncio.create_task(
+            runtime.telemetry.publish_every(runtime.worker, _kinds(runtime), admission),
+            name="metrics",
+        )
     return runtime
+
+
+def _kinds(runtime: Runtime) -> dict[str, str]:
+    """Every configured destination's kind, by name (the metrics' labels)."""
+    return {name: destination.kind for name, destination in runtime.destinations.items()}
 
 
 async def stop_runtime(runtime: Runtime) -> None:
@@ -182,6 +198,11 @@ async def stop_runtime(runtime: Runtime) -> None:
         runtime.worker_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await runtime.worker_task
+    if runtime.metrics_task is not None:  # the last counts of this process, then no more
+        runtime.metrics_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runtime.metrics_task
+        runtime.telemetry.publish(runtime.worker, _kinds(runtime), runtime.admission)
     await runtime.admission.stop()
     for destination in runtime.destinations.values():
         await destination.aclose()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import json
 import logging
 import sqlite3
 import subprocess
@@ -172,6 +174,61 @@ def test_two_queues_on_one_file_never_lease_the_same_item(tmp_path: Path) -> Non
         assert set(from_one) | set(from_two) == {b"%d" % n for n in range(300)}
         await one.close()
         await two.close()
+
+    asyncio.run(main())
+
+
+DRAIN_AND_ACK = """
+import asyncio, json, sys
+from pathlib import Path
+from tiktok_gateway.queue.sqlite import SQLiteQueue
+
+async def main() -> None:
+    queue = await SQLiteQueue.open(Path(sys.argv[1]))
+    taken = []
+    while leased := await queue.lease(7, 60):
+        taken += [item.payload.decode() for item in leased]
+        await queue.ack([item.id for item in leased])
+    await queue.close()
+    print(json.dumps(taken))
+
+asyncio.run(main())
+"""
+
+
+def test_processes_sharing_the_file_never_lease_the_same_item(tmp_path: Path) -> None:
+    """As serve's workers do: three processes lease and ack from one file at once."""
+    path = tmp_path / "q.db"
+
+    async def fill() -> None:
+        queue = await SQLiteQueue.open(path)
+        await queue.put([NewItem("g", b"%d" % n) for n in range(3000)])
+        await queue.close()
+
+    asyncio.run(fill())
+    command = [sys.executable, "-c", DRAIN_AND_ACK, str(path)]
+    drains = [subprocess.Popen(command, stdout=subprocess.PIPE) for _ in range(3)]
+    taken = [json.loads(drain.communicate(timeout=60)[0]) for drain in drains]
+    assert all(drain.returncode == 0 for drain in drains)
+    assert sum(map(len, taken)) == 3000  # none twice
+    assert set().union(*taken) == {str(n) for n in range(3000)}
+
+
+def test_writers_take_turns_on_the_lock_file(tmp_path: Path) -> None:
+    """Every write transaction first takes ``<file>-lock`` (flock): a writer waits there, woken
+    when the holder lets go, not in SQLite's busy handler, which sleeps up to 100 ms a try."""
+
+    async def main() -> None:
+        queue = await SQLiteQueue.open(tmp_path / "q.db")
+        with (tmp_path / "q.db-lock").open("rb") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)  # as another process's writer would
+            put = asyncio.create_task(queue.put([NewItem("g", b"x")]))
+            await asyncio.sleep(0.3)
+            assert not put.done()  # waiting for its turn
+            fcntl.flock(held, fcntl.LOCK_UN)
+            await asyncio.wait_for(put, 5)
+        assert (await queue.stats()).depth == 1
+        await queue.close()
 
     asyncio.run(main())
 

@@ -10,7 +10,9 @@ from tiktok_gateway.telemetry.metrics import CONTENT_TYPE_LATEST
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    """``GET /metrics`` in the Prometheus text format, state gauges read now."""
+    """``GET /metrics`` in the Prometheus text format, state gauges read now. With several
+    worker processes, whichever takes the request answers for all of them (counters and
+    histograms added up; ``telemetry/metrics.py``)."""
     runtime = runtime_of(request)
     kinds = {name: destination.kind for name, destination in runtime.destinations.items()}
     body = await runtime.telemetry.scrape(runtime.queue, runtime.worker, kinds, runtime.admission)

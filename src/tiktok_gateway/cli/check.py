@@ -26,6 +26,7 @@ from tiktok_gateway.cli.common import (
     connection_limits_or_fail,
     probe_queue,
 )
+from tiktok_gateway.cli.workers import workers_line
 from tiktok_gateway.config import Config
 from tiktok_gateway.endpoints.limits import HEAD_BYTES
 from tiktok_gateway.queue.factory import redacted_url
@@ -122,12 +123,15 @@ def check_command(config_path: Path | None, send_test: bool, test_event_code: st
          event code for --send-test
     """
     config = config_or_fail(config_path)
-    max_connections = connection_limits_or_fail(config.gateway.max_connections)
+    workers = config.gateway.resolved_workers
+    max_connections = connection_limits_or_fail(config.gateway.max_connections, workers)
     for line in describe_config(config, config_path):
         click.echo(line)
+    click.echo(workers_line(config))
+    each = f", {max_connections} per worker" if workers > 1 else ""
     click.echo(
-        f"connections: at most {max_connections} open (request heads: {HEAD_BYTES // 1024} KiB"
-        f" within {config.gateway.header_timeout_seconds:g} s)"
+        f"connections: at most {max_connections * workers} open{each} (request heads:"
+        f" {HEAD_BYTES // 1024} KiB within {config.gateway.header_timeout_seconds:g} s)"
     )
     reachable, lines = asyncio.run(probe_queue(config.gateway.resolved_queue_url))
     for line in lines:

@@ -1,5 +1,5 @@
-"""What every command shares: failing with exit code 2, loading the configuration, and asking
-a Redis queue whether it answers."""
+"""What every command shares: failing with exit code 2, loading the configuration, the
+connection cap, and asking the queue whether it answers."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import click
 
 from tiktok_gateway.config import Config, load_config
 from tiktok_gateway.errors import ConfigError
-from tiktok_gateway.queue.base import QueueUnavailable
+from tiktok_gateway.queue.base import Clock, Queue, QueueUnavailable, wall_clock
 from tiktok_gateway.queue.factory import durability_warning, open_queue, redacted_url
 
 CONFIG_OPTION = click.option(
@@ -58,38 +58,50 @@ def raise_open_file_limit() -> int:
     return target
 
 
-def connection_limits_or_fail(configured: int | None) -> int:
-    """The cap on open connections: ``configured`` (``GATEWAY_MAX_CONNECTIONS``), else
-    min(20000, the open-file limit - 256). The open-file limit is raised to its hard limit
-    first; a configured cap above what it allows fails (exit 2): the process would run out of
-    descriptors before the cap answered 503."""
+def connection_limits_or_fail(configured: int | None, workers: int = 1) -> int:
+    """The cap on open connections of each of ``workers`` processes. ``configured``
+    (``GATEWAY_MAX_CONNECTIONS``) is the whole server's, divided among them (rounded down); by
+    default the server holds min(20000, the open-file limit - 256 per process). The open-file
+    limit is raised to its hard limit first (the workers inherit it); a share above what it
+    allows fails (exit 2): the process would run out of descriptors before the cap answered
+    503."""
     maximum = max(1, raise_open_file_limit() - RESERVED_FILES)
     if configured is None:
-        return min(DEFAULT_MAX_CONNECTIONS, maximum)
-    if configured > maximum:
+        return min(max(1, DEFAULT_MAX_CONNECTIONS // workers), maximum)
+    share = max(1, configured // workers)
+    if share > maximum:
+        per = f" ({share} per worker)" if workers > 1 else ""
         fail(
-            f"configuration: GATEWAY_MAX_CONNECTIONS={configured} is above the {maximum}"
-            f" connections this process can hold (open-file limit minus {RESERVED_FILES});"
-            " lower it or raise the limit (ulimit -n)"
+            f"configuration: GATEWAY_MAX_CONNECTIONS={configured}{per} is above the {maximum}"
+            f" connections {'each' if workers > 1 else 'this'} process can hold (open-file limit"
+            f" minus {RESERVED_FILES}); lower it or raise the limit (ulimit -n)"
         )
-    return configured
+    return share
 
 
-async def writable_queue(url: str) -> str | None:
-    """For ``serve``: why a SQLite queue cannot be opened and written (a full disk, a folder or
-    file it may not write), in one line, or ``None``. Opens it (creating the file, as ``serve``
-    is about to) and probes one write. Other kinds: ``None`` (``probe_queue`` asks Redis)."""
-    if not url.startswith("sqlite:///"):
-        return None
+async def open_serving_queue(url: str, *, clock: Clock = wall_clock) -> Queue | str:
+    """For ``serve``: the queue opened and checked, or why it cannot serve, in one line. A
+    Redis queue must answer (its counts are read); a SQLite queue must take a write (a full
+    disk, a folder or file it may not write: ``probe_write``, creating the file first). The
+    open queue is what the pipeline then uses: one connection, not a probe and then another."""
+    redis = url.startswith(("redis://", "rediss://"))
     try:
-        queue = await open_queue(url)
-        try:
-            await queue.probe_write()
-        finally:
-            await queue.close()
+        queue = await open_queue(url, clock=clock)
     except QueueUnavailable as exc:
+        if redis:
+            return f"queue: {redacted_url(url)} cannot be reached ({exc})"
         return f"queue cannot be written: {exc}"  # it names the file
-    return None
+    try:
+        await (queue.stats() if redis else queue.probe_write())
+    except QueueUnavailable as exc:
+        await queue.close()
+        if redis:
+            return f"queue: {redacted_url(url)} cannot be reached ({exc})"
+        return f"queue cannot be written: {exc}"
+    except BaseException:
+        await queue.close()
+        raise
+    return queue
 
 
 async def probe_queue(url: str) -> tuple[bool, list[str]]:

@@ -3,28 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
-import socket
+import sys
 from pathlib import Path
 from urllib.parse import quote
 
 import click
-import uvicorn
 
-from tiktok_gateway.app import Listeners, create_app
 from tiktok_gateway.cli.common import (
     CONFIG_OPTION,
     config_or_fail,
     connection_limits_or_fail,
     fail,
-    probe_queue,
-    writable_queue,
+    open_serving_queue,
+)
+from tiktok_gateway.cli.serving import bind_sockets, run_server
+from tiktok_gateway.cli.workers import (
+    Supervisor,
+    WorkerSpec,
+    metrics_dir_of,
+    prepare_metrics_dir,
+    workers_line,
 )
 from tiktok_gateway.config import Config
-from tiktok_gateway.endpoints.limits import HttpLimits, limited_protocol
+from tiktok_gateway.endpoints.limits import HttpLimits
 from tiktok_gateway.queue.factory import redacted_url
-from tiktok_gateway.runtime import Runtime
+from tiktok_gateway.runtime import needs_sandbox
 from tiktok_gateway.sandbox.app import create_sandbox_app
 from tiktok_gateway.sandbox.faults import FaultSettings
 from tiktok_gateway.sandbox.server import run_sandbox
@@ -54,39 +58,19 @@ def _describe(config: Config) -> str:
     lines = [
         f"tiktok-gateway on {public} (public: /g/collect, /mp/collect, /events; queue: {queue})",
         f"  admin on {admin} (/debug, /admin, /metrics, /sandbox; not for the internet)",
+        f"  {workers_line(config)}",
         "Send a sample GA4 purchase hit:",
         f"  curl -i '{public}/g/collect?{SAMPLE_HIT}'",
         f"Watch it: {admin}/debug",
     ]
+    if gateway.resolved_workers > 1 and needs_sandbox(config):
+        lines.append(
+            "  note: each worker has its own built-in sandbox: /sandbox lists what the worker"
+            " answering the request sent"
+        )
     for kind in KINDS:
         lines.extend(kind.startup(config, admin))
     return "\n".join(lines)
-
-
-class _GatewayServer(uvicorn.Server):
-    """uvicorn waits for open responses before the lifespan ends; /debug streams never end by
-    themselves, so they are closed first, or every stop would wait for the full grace period.
-
-    Once started, everything alive (modules, configuration, the pipeline: ~50,000 objects) is
-    moved out of the garbage collector's sight (``gc.freeze``): they live as long as the process,
-    and a full collection no longer walks them on every hit it interrupts (measured on the app
-    in process after 20,000 hits: 80,000 -> 4,000 tracked objects, 32-35 -> 0.4 ms a full
-    collection)."""
-
-    def __init__(self, config: uvicorn.Config, app: Listeners) -> None:
-        super().__init__(config)
-        self._app = app
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        gc.collect()  # what start-up left as garbage is freed, not frozen
-        gc.freeze()
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        runtime: Runtime | None = getattr(self._app.state, "runtime", None)
-        if runtime is not None:
-            runtime.debug.close()
-        await super().shutdown(sockets)
 
 
 @click.command("serve")
@@ -101,6 +85,12 @@ class _GatewayServer(uvicorn.Server):
     type=click.Path(path_type=Path),
     help="Folder of the SQLite queue [GATEWAY_DATA_DIR, default ./data].",
 )
+@click.option(
+    "--workers",
+    metavar="N|auto",
+    help="Processes serving both listeners [GATEWAY_WORKERS, default 1]; auto: one per CPU"
+    " this process may run on, what a multi-core machine wants.",
+)
 @CONFIG_OPTION
 def serve_command(
     host: str | None,
@@ -108,6 +98,7 @@ def serve_command(
     admin_host: str | None,
     admin_port: int | None,
     data_dir: Path | None,
+    workers: str | None,
     config_path: Path | None,
 ) -> None:
     """Run the gateway: accept hits, queue them durably, deliver them to TikTok and forward
@@ -121,6 +112,12 @@ def serve_command(
     /sandbox/events on the admin listener); with GATEWAY_GA4_ENDPOINT=sandbox the GA4 hits do
     too (/sandbox/ga4/hits), so everything works offline. GATEWAY_GA4_FORWARD=false keeps GA4
     hits from Google.
+
+    With --workers N (or auto) N processes serve both listeners, sharing the sockets and the
+    queue (SQLite or Redis), each with its own delivery lanes; a supervisor restarts one that
+    dies, and SIGTERM stops them all gracefully. /metrics adds up the counts of all of them;
+    /readyz, /debug and the built-in sandbox answer for the process that takes the request.
+    GATEWAY_MAX_CONNECTIONS is divided among them.
     """
     overrides = {
         name: str(value)
@@ -130,62 +127,54 @@ def serve_command(
             ("GATEWAY_ADMIN_HOST", admin_host),
             ("GATEWAY_ADMIN_PORT", admin_port),
             ("GATEWAY_DATA_DIR", data_dir),
+            ("GATEWAY_WORKERS", workers),
         )
         if value is not None
     }
     config = config_or_fail(config_path, overrides)
     gateway = config.gateway
+    count = gateway.resolved_workers
+    if count > 1 and gateway.resolved_queue_url == "memory://":
+        fail(
+            "configuration: GATEWAY_WORKERS above 1 needs a queue the processes share"
+            " (sqlite:///... or redis://...), not memory://"
+        )
     limits = HttpLimits(
-        max_connections=connection_limits_or_fail(gateway.max_connections),
+        max_connections=connection_limits_or_fail(gateway.max_connections, count),
         head_timeout_seconds=gateway.header_timeout_seconds,
     )
     try:  # GATEWAY_LOG_FORMAT=json|console, GATEWAY_LOG_LEVEL: uvicorn's lines take the same form
         configure_from_environment()
     except ValueError as exc:
         fail(str(exc))
-    # A Redis queue that does not answer stops serve here, in one line (exit 1, a supervisor may
-    # restart it), rather than in uvicorn's start-up with a traceback.
-    reachable, lines = asyncio.run(probe_queue(gateway.resolved_queue_url))
-    if not reachable:
-        fail(lines[0], code=1)
-    # Likewise a SQLite queue on a full disk or in a folder it may not write.
-    if problem := asyncio.run(writable_queue(gateway.resolved_queue_url)):
+    if count == 1:
+        # The queue is opened once, in the server's loop, and checked before anything else: a
+        # Redis queue that does not answer, or a SQLite queue on a full disk or in a folder it
+        # may not write, stops serve in one line (exit 1, a supervisor may restart it) rather
+        # than in uvicorn's start-up with a traceback.
+        run_server(config, limits, describe=_describe(config))
+        return
+    # Several workers: the parent checks the queue as above, with a connection of its own that
+    # it closes again; each worker then opens its own (one per process, never two in one).
+    if problem := asyncio.run(_queue_problem(gateway.resolved_queue_url)):
         fail(problem, code=1)
+    metrics = metrics_dir_of(config)
+    try:
+        prepare_metrics_dir(metrics)
+    except OSError as exc:
+        fail(f"metrics folder {metrics}: {exc.strerror or exc}", code=1)
     click.echo(_describe(config), err=True)
-    app = create_app(config)
-    server = _GatewayServer(
-        uvicorn.Config(
-            app,
-            host=gateway.host,
-            port=gateway.port,
-            loop="uvloop",
-            # httptools bounded: heads of 16 KiB, a deadline to send them, a connection cap
-            http=limited_protocol(limits),
-            # Client IPs come from GATEWAY_TRUSTED_PROXIES only (the app's own handling):
-            # uvicorn's would take X-Forwarded-For from any peer on 127.0.0.1.
-            proxy_headers=False,
-            lifespan="on",
-            access_log=False,
-            log_config=None,  # configured above; uvicorn's loggers propagate to the root handler
-            log_level="warning",
-            ws="none",
-            timeout_graceful_shutdown=int(gateway.shutdown_seconds) + 1,
-        ),
-        app,
-    )
-    # Both listeners on one server: Listeners tells them apart by the socket a request came in on.
-    # A Config applies its log_config when made: uvicorn's default would add an access log that
-    # prints every query string (page URLs, e-mail addresses), so these bind with logging off.
-    sockets = [
-        uvicorn.Config(
-            app, host=host, port=port, log_config=None, access_log=False, proxy_headers=False
-        ).bind_socket()
-        for host, port in (
-            (gateway.host, gateway.port),
-            (gateway.admin_host, gateway.resolved_admin_port),
-        )
-    ]
-    server.run(sockets=sockets)
+    supervisor = Supervisor(WorkerSpec(config, limits, metrics), bind_sockets(config), count)
+    sys.exit(supervisor.run())
+
+
+async def _queue_problem(url: str) -> str | None:
+    """Why the queue cannot serve (``open_serving_queue``), or ``None``; closed again."""
+    queue = await open_serving_queue(url)
+    if isinstance(queue, str):
+        return queue
+    await queue.close()
+    return None
 
 
 @click.command("sandbox")

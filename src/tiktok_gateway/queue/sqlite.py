@@ -66,7 +66,16 @@ and with the aiohttp sender, 6.6 ms.)
 
 Concurrency: every write is ``BEGIN IMMEDIATE`` (it takes the write lock up front, so lock
 waits go to the busy timeout instead of failing as a deadlock), and ``lease`` selects and marks
-in one such transaction: processes sharing the file never lease the same item.
+in one such transaction: processes sharing the file never lease the same item. Nothing about the
+items is kept in memory between calls (no cache, cursor or counter but ``commits``), so what a
+process reads is what the file holds, whoever wrote it.
+
+Writers take turns through a lock file first (``<file>-lock``, ``flock``): SQLite's own wait for
+its write lock (the busy handler) sleeps 1, 2, 5, 10 ... 100 ms between tries, so with several
+processes writing (``serve --workers``: each one's group commits, leases and acks) a writer
+slept while the lock was free, hits waited hundreds of milliseconds and a process could starve;
+a blocked ``flock`` wakes as soon as the holder lets go. The busy timeout still bounds waits on
+writers that do not take the lock file (another program, an older version).
 
 Every sqlite3 call runs on one dedicated thread, so the event loop never blocks on the disk and
 the connection is only ever touched by the thread that opened it.
@@ -75,7 +84,9 @@ the connection is only ever touched by the thread that opened it.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import os
 import sqlite3
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -175,30 +186,57 @@ def _chunks(rows: Sequence[T]) -> Iterator[Sequence[T]]:
         yield rows[start : start + CHUNK_ROWS]
 
 
+class _Connection(sqlite3.Connection):
+    """A connection with the descriptor of the queue's lock file (module docstring)."""
+
+    writer_lock = -1
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     # isolation_level=None: no implicit transactions; each write below says BEGIN IMMEDIATE.
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+    conn = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, factory=_Connection
+    )
     try:
+        conn.writer_lock = os.open(f"{path}-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         _in_transaction(_create, conn)
     except BaseException:
-        conn.close()
+        _close(conn)
         raise
     return conn
 
 
+def _close(conn: sqlite3.Connection) -> None:
+    conn.close()
+    if isinstance(conn, _Connection) and conn.writer_lock >= 0:
+        os.close(conn.writer_lock)
+        conn.writer_lock = -1
+
+
 def _in_transaction(job: Job[T], conn: sqlite3.Connection) -> T:
-    conn.execute("BEGIN IMMEDIATE")
+    """``job`` in one write transaction, this process's turn taken on the lock file first."""
+    lock = conn.writer_lock if isinstance(conn, _Connection) else -1
+    if lock >= 0:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        except OSError as error:  # a file system without locks: the storage's failure
+            raise sqlite3.OperationalError(f"lock file: {error.strerror or error}") from error
     try:
-        result = job(conn)
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:  # SQLite may already have rolled back (disk full, ...)
-            conn.execute("ROLLBACK")
-        raise
-    return result
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = job(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:  # SQLite may already have rolled back (disk full, ...)
+                conn.execute("ROLLBACK")
+            raise
+        return result
+    finally:
+        if lock >= 0:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _relaxed(job: Job[T], conn: sqlite3.Connection) -> T:
@@ -738,5 +776,5 @@ class SQLiteQueue:
             if self._writer is not None:
                 await self._writer
         finally:  # even if cancelled meanwhile: never leak the connection or the thread
-            await self._call(lambda conn: conn.close())
+            await self._call(_close)
             self._executor.shutdown(wait=True)

@@ -5,6 +5,17 @@
 process-wide one: tests run many apps in one process). Gauges that describe a state (queue depth,
 paused destinations) are refreshed when ``/metrics`` is scraped.
 
+Several worker processes (``serve --workers N``): every process counts in memory-mapped files
+in one folder (prometheus_client's multiprocess mode, switched on by ``PROMETHEUS_MULTIPROC_DIR``
+before the library is imported; ``cli/workers.py`` sets it and wipes the folder at start), and
+``/metrics`` answers from all of them, whichever process takes the scrape. Counters and
+histograms add up over every process that ever ran since the start (a dead worker's counts stay);
+gauges say how they combine (``multiprocess_mode``): the queue's, read from the shared queue at
+scrape time, are the answering process's (``livemostrecent``), the delivery worker's add up
+(``livesum``: batches in flight) or take the largest (``livemax``: a destination paused or
+backing off in any process). Each process publishes its own state every second
+(``publish_every``), not only when it happens to take a scrape.
+
 Labels stay low-cardinality: sources, outcomes, reasons and causes are fixed words of the code,
 kinds and destinations are names from the code and the configuration; never ids, URLs or raw
 error text. Every metric is described in
@@ -13,11 +24,14 @@ error text. Every metric is described in
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from pathlib import Path
+from typing import Generic, Literal, TypeVar
 
 import structlog
 from prometheus_client import (
@@ -29,6 +43,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from tiktok_gateway.delivery.ledger import DeliveryResult
 from tiktok_gateway.delivery.worker import DeliveryWorker
@@ -73,6 +88,10 @@ def _word(value: str) -> str:
 
 
 M = TypeVar("M", bound=MetricWrapperBase)
+GaugeMode = Literal["livemostrecent", "livesum", "livemax"]
+
+# Seconds between two publications of a worker process's own state (``publish_every``).
+PUBLISH_SECONDS = 1.0
 
 # Children kept per metric by ``Children``; past it, lookups go to ``labels`` every time.
 CHILDREN_LIMIT = 1024
@@ -123,12 +142,23 @@ class MetricInfo:
 class Telemetry:
     """Observer that counts hits and deliveries in Prometheus metrics and logs one line each.
 
-    ``set_secrets`` tells it the configured secret values, masked in every log line."""
+    ``set_secrets`` tells it the configured secret values, masked in every log line.
+    ``multiprocess_dir``: the folder every worker process counts in (module docstring); the
+    scrape then reads all of them. ``None``: this process's registry alone."""
 
-    def __init__(self) -> None:
+    def __init__(self, multiprocess_dir: Path | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.multiprocess_dir = multiprocess_dir
+        self._exposed = self.registry
+        if multiprocess_dir is not None:
+            self._exposed = CollectorRegistry()
+            MultiProcessCollector(  # type: ignore[no-untyped-call]
+                self._exposed, path=str(multiprocess_dir)
+            )
         self.catalog: list[MetricInfo] = []
         self._log = structlog.get_logger(_LOGGER)
+        # A worker of several: its PID on its hit and delivery lines, as on its other lines.
+        self._worker = os.getpid() if multiprocess_dir is not None else None
 
         # -- hits (ingest) --
         self.hits = self._counter(
@@ -171,7 +201,7 @@ class Telemetry:
         self.queue_up = self._gauge("gateway_queue_up", "1 when the queue answered the scrape.")
         self.queue_depth = self._gauge("gateway_queue_depth", "Items not yet delivered.")
         self.queue_leased = self._gauge(
-            "gateway_queue_leased", "Items held by the delivery worker now."
+            "gateway_queue_leased", "Items held by the delivery workers now."
         )
         self.queue_oldest_age = self._gauge(
             "gateway_queue_oldest_age_seconds", "Age of the oldest undelivered item."
@@ -217,17 +247,21 @@ class Telemetry:
             BATCH_EVENTS_BUCKETS,
         )
         self.in_flight = self._gauge(
-            "gateway_delivery_in_flight", "Batches being sent to the destinations now."
+            "gateway_delivery_in_flight",
+            "Batches being sent to the destinations now.",
+            mode="livesum",
         )
         self.destination_paused = self._gauge(
             "gateway_destination_paused",
             "1 while a destination refuses its credentials or permission (paused).",
             ("kind", "destination"),
+            mode="livemax",
         )
         self.destination_backing_off = self._gauge(
             "gateway_destination_backing_off",
             "1 while a destination waits after it (or the network) failed its requests.",
             ("kind", "destination"),
+            mode="livemax",
         )
         for source in SOURCES:
             self.events_received.labels(source)
@@ -260,9 +294,16 @@ class Telemetry:
         self._note(f"{name}_total", "counter", labels)
         return Counter(name, doc, labels, registry=self.registry)
 
-    def _gauge(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
+    def _gauge(
+        self,
+        name: str,
+        doc: str,
+        labels: tuple[str, ...] = (),
+        mode: GaugeMode = "livemostrecent",
+    ) -> Gauge:
+        """A gauge; ``mode``: how several processes' values combine (module docstring)."""
         self._note(name, "gauge", labels)
-        return Gauge(name, doc, labels, registry=self.registry)
+        return Gauge(name, doc, labels, registry=self.registry, multiprocess_mode=mode)
 
     def _histogram(
         self, name: str, doc: str, labels: tuple[str, ...], buckets: tuple[float, ...]
@@ -321,6 +362,8 @@ class Telemetry:
                 "error": hit.error or None,
                 "ms": round(hit.duration_seconds * 1000, 3),
             }
+            if self._worker is not None:
+                fields["worker"] = self._worker
             # Every field is the gateway's own (ids, counts, reason words, destination names).
             if not write_json_line(_LOGGER, logging.INFO, "hit", fields):
                 self._log.info("hit", **fields)
@@ -346,37 +389,28 @@ class Telemetry:
                 "destination_request_id": result.request_id or None,
                 "latency_ms": round(result.latency_seconds * 1000, 3) if result.sent else None,
             }
+            if self._worker is not None:
+                fields["worker"] = self._worker
             level = logging.WARNING if outcome in _WARN_OUTCOMES else logging.INFO
             if not write_json_line(_LOGGER, level, "delivery", fields):
                 self._log.log(level, "delivery", **fields)
 
     # -- scraping -------------------------------------------------------------------------------
 
-    async def refresh(
+    def publish(
         self,
-        queue: Queue,
         worker: DeliveryWorker | None,
         kinds: Mapping[str, str],
         admission: Admission | None = None,
     ) -> None:
-        """Set the state gauges from the queue, the worker and the admission check; ``kinds``
-        maps every configured destination to its kind."""
+        """Bring this process's own numbers into the metrics: the refusals the admission check
+        and the queue failures the worker counted (the counters catch up), the batches in
+        flight, which destinations are paused or backing off; ``kinds`` maps every configured
+        destination to its kind."""
         if admission is not None:  # it counts; the counter catches up here, as queue_failures
             for reason, count in admission.refusals.items():
                 self.queue_refusals.labels(reason).inc(count - self._refusals_seen[reason])
                 self._refusals_seen[reason] = count
-            self.queue_bytes.set(admission.bytes)
-        try:
-            stats = await stats_within_timeout(queue)
-        except Exception as exc:  # a failing queue must not fail the scrape: queue_up says it
-            log.warning("queue stats failed for /metrics: %s", type(exc).__name__)
-            self.queue_up.set(0)
-        else:
-            self.queue_up.set(1)
-            self.queue_depth.set(stats.depth)
-            self.queue_leased.set(stats.leased)
-            self.queue_oldest_age.set(stats.oldest_age)
-            self.dead_letters.set(stats.dead)
         if worker is not None:  # the worker counts; the counter catches up at each scrape
             self.queue_failures.inc(worker.health.failures - self._queue_failures_seen)
             self._queue_failures_seen = worker.health.failures
@@ -389,6 +423,43 @@ class Telemetry:
             # every configured destination shows, 0 until it queues one
             self.items_queued.labels(kind, destination)
 
+    async def publish_every(
+        self,
+        worker: DeliveryWorker | None,
+        kinds: Mapping[str, str],
+        admission: Admission | None = None,
+        seconds: float = PUBLISH_SECONDS,
+    ) -> None:
+        """``publish`` every ``seconds`` until cancelled: with several worker processes, a
+        scrape is answered by one of them, and the others' state must be in the files too."""
+        while True:
+            self.publish(worker, kinds, admission)
+            await asyncio.sleep(seconds)
+
+    async def refresh(
+        self,
+        queue: Queue,
+        worker: DeliveryWorker | None,
+        kinds: Mapping[str, str],
+        admission: Admission | None = None,
+    ) -> None:
+        """Set the state gauges from the queue, the worker and the admission check (this
+        process's: ``publish``; the queue's, shared by every process, read now)."""
+        self.publish(worker, kinds, admission)
+        if admission is not None:
+            self.queue_bytes.set(admission.bytes)
+        try:
+            stats = await stats_within_timeout(queue)
+        except Exception as exc:  # a failing queue must not fail the scrape: queue_up says it
+            log.warning("queue stats failed for /metrics: %s", type(exc).__name__)
+            self.queue_up.set(0)
+        else:
+            self.queue_up.set(1)
+            self.queue_depth.set(stats.depth)
+            self.queue_leased.set(stats.leased)
+            self.queue_oldest_age.set(stats.oldest_age)
+            self.dead_letters.set(stats.dead)
+
     async def scrape(
         self,
         queue: Queue,
@@ -396,6 +467,7 @@ class Telemetry:
         kinds: Mapping[str, str],
         admission: Admission | None = None,
     ) -> bytes:
-        """The registry in the Prometheus text format, gauges refreshed."""
+        """The registry in the Prometheus text format, gauges refreshed; with several worker
+        processes, every process's counts (module docstring)."""
         await self.refresh(queue, worker, kinds, admission)
-        return generate_latest(self.registry)
+        return generate_latest(self._exposed)
