@@ -65,6 +65,7 @@ bench: install
 	$(BIN)/python bench/queue_commit.py
 	$(BIN)/python bench/ingest.py --stages
 	$(BIN)/python bench/delivery.py
+	$(BIN)/python bench/forward_client.py
 
 clean: pure
 	rm -rf build $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
