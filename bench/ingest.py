@@ -354,8 +354,11 @@ def main() -> None:
                     if not closed and name in stages.STAGES:  # the stages: throughput only
                         continue
                     seconds = (args.seconds if closed else args.open_seconds) if n else 1.0
-                    drain = port + 1 if closed and name in ("gateway", COMPARED) else None
+                    delivers = name in ("gateway", COMPARED)
+                    drain = port + 1 if closed and delivers else None
                     result = _round(closed, port, procs[name].pid, seconds, args, drain)
+                    if delivers and not closed:  # its deliveries must not run into the next round
+                        _drained(port + 1)
                     if n:
                         runs.setdefault((closed, name), []).append(result)
                         shown = " ".join(f"{k}={v:,.2f}" for k, v in result.items())
