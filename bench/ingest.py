@@ -6,7 +6,7 @@ sandbox, on CPU 1, as TikTok); (b) a bare Starlette app that reads the body and 
 comes from another process on CPU 1: ``wrk`` (closed loop; a Lua script replays the mix; needs
 ``apt-get install wrk``) and this file's asyncio raw-socket client (open loop at ``--rate``; latency
 counts from each request's scheduled time, so a stalled server cannot hide). Rounds alternate
-gateway and bare. The mix, modelled on shared/fixtures/ga4/real-hits.txt, per 16 hits: 7 page_view,
+gateway and bare. The mix, modelled on tests/fixtures/ga4/real-hits.txt, per 16 hits: 7 page_view,
 3 view_item, 2 add_to_cart (3 items), 1 purchase (5 items, e-mail, phone), 3 batched CRLF POSTs.
 
 Sustained throughput (issue 13): after each closed-loop round of a gateway the benchmark waits

@@ -29,7 +29,7 @@ from tiktok_gateway.sources.ga4_params import (
 from tiktok_gateway.sources.ga4_values import decode_component
 from tiktok_gateway.sources.ga4_web import MAX_EVENTS_PER_HIT, parse_hit
 
-# A copy of ../shared/fixtures/ga4/real-hits.txt: the tests must pass in a clone anywhere.
+# The captured GA4 hits, kept in this repository (tests/fixtures/ga4): the tests pass in any clone.
 REAL_HITS = Path(__file__).resolve().parents[1] / "fixtures" / "ga4" / "real-hits.txt"
 CTX = RequestContext(
     received_at=1700000000.5,
