@@ -12,6 +12,7 @@ import httpx
 
 from tests.harness import HIT, Running, config_of, run, running
 from tiktok_gateway.queue.base import DeadLetter
+from tiktok_gateway.queue.memory import MemoryQueue
 from tiktok_gateway.queue.sqlite import SQLiteQueue
 
 SETTINGS = {"GATEWAY_INGEST_TOKEN": "ingest-token-1", "GATEWAY_MP_API_SECRETS": "G-1=s3cret"}
@@ -123,5 +124,26 @@ def test_past_the_bytes_cap_of_a_sqlite_queue_every_endpoint_answers_503(tmp_pat
             assert 'gateway_queue_refusals_total{reason="max_bytes"} 4.0' in metrics
             (line,) = [x for x in metrics.splitlines() if x.startswith("gateway_queue_bytes ")]
             assert float(line.split()[1]) >= empty + 16 * 1024
+
+    run(scenario())
+
+
+class _Unmeasured(MemoryQueue):
+    """A queue that measures no bytes (``stored_bytes`` None), as the Redis backend."""
+
+    async def stored_bytes(self) -> int | None:
+        return None
+
+
+def test_a_queue_that_measures_no_bytes_is_capped_by_items_alone() -> None:
+    # The bytes cap needs the backend's own number; the hits' payload sizes summed since the
+    # last read are no stand-in for it (they once refused a Redis queue after a few hits).
+    async def scenario() -> None:
+        config = config_of({**SETTINGS, "GATEWAY_QUEUE_MAX_BYTES": "100"})
+        async with running(config, queue=_Unmeasured(), peer="127.0.0.1") as gw:
+            for _ in range(5):
+                for endpoint in ENDPOINTS:
+                    assert (await send(gw, endpoint)).status_code in (200, 204), endpoint
+            assert (await gw.admin.get("/readyz")).status_code == 200
 
     run(scenario())

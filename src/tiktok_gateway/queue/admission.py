@@ -102,6 +102,7 @@ class Admission:
         self._clock = clock
         self.items = 0  # undelivered items and dead letters, as last read plus our puts since
         self.bytes = 0  # stored bytes, likewise (0 when the backend does not measure them)
+        self._measures_bytes = False  # the backend reported its bytes at the last read
         self.dead = 0
         self.failure: str | None = None  # why writes fail, while they do
         self.failing_since = 0.0
@@ -141,7 +142,8 @@ class Admission:
         if self.failure is not None:
             self._recovered()
         self.items += len(items)
-        self.bytes += sum(len(item.payload) for item in items)
+        if self._measures_bytes:  # Redis reports none: capped by items only, no sum per hit
+            self.bytes += sum(len(item.payload) for item in items)
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -198,6 +200,7 @@ class Admission:
             return
         self.items, self.dead = stats.depth + stats.dead, stats.dead
         self.bytes = stored or 0
+        self._measures_bytes = stored is not None
 
     async def _probe(self) -> None:
         async with self._probe_lock:
