@@ -421,12 +421,19 @@ def test_the_direct_json_line_is_the_line_structlog_writes() -> None:
     # The hit and delivery lines skip structlog's processors (write_json_line): same keys in
     # the same order, same values, same encoding.
     fields = {"request_id": "r-1", "status": 204, "dropped": {"consent": 1}, "error": None}
-    direct = _rendered(lambda: logs.write_json_line("tiktok_gateway.telemetry", 20, "hit", fields))
-    through = _rendered(
-        lambda: structlog.get_logger("tiktok_gateway.telemetry").info("hit", **fields)
-    )
+    structlog.contextvars.bind_contextvars(worker=4321)  # as each of several workers binds it
+    try:
+        direct = _rendered(
+            lambda: logs.write_json_line("tiktok_gateway.telemetry", 20, "hit", fields)
+        )
+        through = _rendered(
+            lambda: structlog.get_logger("tiktok_gateway.telemetry").info("hit", **fields)
+        )
+    finally:
+        structlog.contextvars.clear_contextvars()
     assert list(direct.items()) == list(through.items())
-    assert list(direct)[:3] == ["level", "logger", "event"]
+    assert list(direct)[:4] == ["level", "logger", "event", "request_id"]
+    assert direct["worker"] == 4321
 
 
 def test_direct_json_lines_follow_the_level_and_leave_console_lines_to_structlog() -> None:

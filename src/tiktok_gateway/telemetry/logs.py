@@ -265,7 +265,8 @@ _json_sink: tuple[_HandlerWriter, int, list[Processor]] | None = None
 def write_json_line(logger: str, level: int, event: str, fields: Mapping[str, Any]) -> bool:
     """Write one JSON line of ``fields`` made by the gateway itself (ids, counts, reason words,
     configured names: nothing a visitor or an API sent, so nothing to scrub) as structlog would
-    render it, without its processor chain (the ``hit`` line: ~40 -> ~8 us).
+    render it, without its processor chain (the ``hit`` line: ~40 -> ~8 us): ``fields`` after
+    the leading keys, then the bound context variables (``structlog.contextvars``).
 
     ``False`` when logging is not set up for JSON lines by ``configure_logging`` (the caller
     then logs through structlog, which also renders console lines); ``True`` otherwise,
@@ -280,6 +281,8 @@ def write_json_line(logger: str, level: int, event: str, fields: Mapping[str, An
         stamp = datetime.now(tz=UTC).isoformat().replace("+00:00", "Z")
         name = logging.getLevelName(level).lower()
         line = {"timestamp": stamp, "level": name, "logger": logger, "event": event, **fields}
+        for key, value in structlog.contextvars.get_contextvars().items():  # a worker's pid
+            line.setdefault(key, value)  # after the fields, as structlog's merge_contextvars
         writer.msg(_JSON_ENCODER.encode(line))
     return True
 

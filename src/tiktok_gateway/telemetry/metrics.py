@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -148,7 +147,6 @@ class Telemetry:
 
     def __init__(self, multiprocess_dir: Path | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.multiprocess_dir = multiprocess_dir
         self._exposed = self.registry
         if multiprocess_dir is not None:
             self._exposed = CollectorRegistry()
@@ -157,8 +155,6 @@ class Telemetry:
             )
         self.catalog: list[MetricInfo] = []
         self._log = structlog.get_logger(_LOGGER)
-        # A worker of several: its PID on its hit and delivery lines, as on its other lines.
-        self._worker = os.getpid() if multiprocess_dir is not None else None
 
         # -- hits (ingest) --
         self.hits = self._counter(
@@ -362,8 +358,6 @@ class Telemetry:
                 "error": hit.error or None,
                 "ms": round(hit.duration_seconds * 1000, 3),
             }
-            if self._worker is not None:
-                fields["worker"] = self._worker
             # Every field is the gateway's own (ids, counts, reason words, destination names).
             if not write_json_line(_LOGGER, logging.INFO, "hit", fields):
                 self._log.info("hit", **fields)
@@ -389,8 +383,6 @@ class Telemetry:
                 "destination_request_id": result.request_id or None,
                 "latency_ms": round(result.latency_seconds * 1000, 3) if result.sent else None,
             }
-            if self._worker is not None:
-                fields["worker"] = self._worker
             level = logging.WARNING if outcome in _WARN_OUTCOMES else logging.INFO
             if not write_json_line(_LOGGER, level, "delivery", fields):
                 self._log.log(level, "delivery", **fields)
