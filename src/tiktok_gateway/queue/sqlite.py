@@ -91,6 +91,7 @@ import sqlite3
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from itertools import islice
 from pathlib import Path
 from typing import TypeVar
 
@@ -340,20 +341,30 @@ def _lease(
     ]
 
 
-def _dead_letter(now: float, letters: Sequence[DeadLetter], conn: sqlite3.Connection) -> None:
-    first: dict[int, DeadLetter] = {}
-    for letter in letters:
-        parsed = parse_lease_id(letter.id)
-        if parsed:
-            first.setdefault(parsed[0], letter)
+def _bury(
+    now: float, letters: dict[int, tuple[str, int | None, str, str]], conn: sqlite3.Connection
+) -> int:
+    """Move items (number -> reason, code, message, request id) into the dead letters, in the
+    counts too; returns how many left ``items``."""
     moved = _changes(
         f"INSERT INTO dead ({_DEAD_COLUMNS}) SELECT id, grp, payload, attempts, enqueued_at,"
         " ?, ?, ?, ?, ? FROM items WHERE id = ?",
-        [(now, d.reason, d.code, d.message, d.request_id, n) for n, d in first.items()],
+        [(now, *why, n) for n, why in letters.items()],
         conn,
     )
-    removed = _changes("DELETE FROM items WHERE id = ?", [(n,) for n in first], conn)
+    removed = _changes("DELETE FROM items WHERE id = ?", [(n,) for n in letters], conn)
     _count(-removed, moved, conn)
+    return removed
+
+
+def _dead_letter(now: float, letters: Sequence[DeadLetter], conn: sqlite3.Connection) -> None:
+    first: dict[int, tuple[str, int | None, str, str]] = {}
+    for letter in letters:
+        parsed = parse_lease_id(letter.id)
+        if parsed:
+            why = (letter.reason, letter.code, letter.message, letter.request_id)
+            first.setdefault(parsed[0], why)
+    _bury(now, first, conn)
 
 
 def _expire(
@@ -361,19 +372,13 @@ def _expire(
 ) -> int:
     """Move up to ``limit`` of the group's oldest items put before ``before`` and not leased
     (of the first ``max(limit, MAX_EXPIRE_SCAN)`` the index gives) to the dead letters."""
-    scan = max(limit, MAX_EXPIRE_SCAN)
-    rows = conn.execute(_OLDEST, (group, before, scan)).fetchall()
-    numbers = [(n,) for n, lease_until in rows if lease_until is None or lease_until <= now]
-    numbers = numbers[:limit]
-    moved = _changes(
-        f"INSERT INTO dead ({_DEAD_COLUMNS}) SELECT id, grp, payload, attempts, enqueued_at,"
-        " ?, ?, NULL, ?, '' FROM items WHERE id = ?",
-        [(now, EXPIRED, message, n) for (n,) in numbers],
-        conn,
-    )
-    removed = _changes("DELETE FROM items WHERE id = ?", numbers, conn)
-    _count(-removed, moved, conn)
-    return removed
+    cursor = conn.execute(_OLDEST, (group, before, max(limit, MAX_EXPIRE_SCAN)))
+    try:  # read only as far as the first ``limit`` that are not leased
+        due = (n for n, lease_until in cursor if lease_until is None or lease_until <= now)
+        numbers = list(islice(due, limit))
+    finally:
+        cursor.close()
+    return _bury(now, dict.fromkeys(numbers, (EXPIRED, None, message, "")), conn)
 
 
 def _ack(numbers: Sequence[int], conn: sqlite3.Connection) -> None:
