@@ -91,9 +91,13 @@ def test_workers_need_a_queue_they_share() -> None:
     result = CliRunner(env=env).invoke(main, ["serve", "--workers", "2"])
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
-        "error: configuration: GATEWAY_WORKERS above 1 needs a queue the processes share"
+        "error: configuration: GATEWAY_WORKERS: above 1 needs a queue the processes share"
         " (sqlite:///... or redis://...), not memory://"
     ]
+    # check reads the same configuration and says the same (it once passed it)
+    checked = CliRunner(env={**env, "GATEWAY_WORKERS": "2"}).invoke(main, ["check"])
+    assert checked.exit_code == 2
+    assert "GATEWAY_WORKERS: above 1 needs a queue the processes share" in checked.stderr
 
 
 def test_workers_stop_in_one_line_when_the_redis_queue_does_not_answer() -> None:

@@ -477,6 +477,16 @@ def _check_admin_listener(gateway: GatewaySettings, from_env: frozenset[str]) ->
         )
 
 
+def _check_workers(gateway: GatewaySettings, from_env: frozenset[str]) -> None:
+    """Several worker processes need a queue they share: not the in-process memory one."""
+    if gateway.resolved_workers > 1 and gateway.resolved_queue_url == "memory://":
+        raise ConfigError(
+            "GATEWAY_WORKERS" if "workers" in from_env else "gateway.workers",
+            "above 1 needs a queue the processes share (sqlite:///... or redis://...),"
+            " not memory://",
+        )
+
+
 def _check_names(tags: tuple[TikTokTagSettings, ...], ga4: GA4Settings) -> None:
     """Destination names are unique: the tags' among themselves, and none is the forwarder's."""
     names = [tag.name for tag in tags]
@@ -506,6 +516,7 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
     except ValidationError as exc:
         raise _error(exc, "gateway", "GATEWAY_", frozenset(gateway_env)) from None
     _check_admin_listener(gateway, frozenset(gateway_env))
+    _check_workers(gateway, frozenset(gateway_env))
     ga4 = _ga4(file.ga4, environ)
     if not file.tags:
         tag, placeholder = _env_tag(environ)

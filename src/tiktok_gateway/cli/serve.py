@@ -134,11 +134,6 @@ def serve_command(
     config = config_or_fail(config_path, overrides)
     gateway = config.gateway
     count = gateway.resolved_workers
-    if count > 1 and gateway.resolved_queue_url == "memory://":
-        fail(
-            "configuration: GATEWAY_WORKERS above 1 needs a queue the processes share"
-            " (sqlite:///... or redis://...), not memory://"
-        )
     limits = HttpLimits(
         max_connections=connection_limits_or_fail(gateway.max_connections, count),
         head_timeout_seconds=gateway.header_timeout_seconds,

@@ -1,7 +1,7 @@
 """Running the gateway's server in this process: the listening sockets, uvicorn as ``serve``
 sets it up, and the queue opened once, in the loop that then serves with it.
 
-``serve`` runs ``serve_on`` itself (one process), or each of its worker processes runs it
+``serve`` runs ``run_server`` itself (one process), or each of its worker processes runs it
 (``cli/workers.py``) on the sockets the parent bound.
 """
 

@@ -45,6 +45,7 @@ from pathlib import Path
 from types import FrameType
 
 import structlog
+import uvicorn.config
 from prometheus_client import multiprocess
 
 from tiktok_gateway.cli.serving import run_server
@@ -54,7 +55,6 @@ from tiktok_gateway.telemetry.logs import configure_from_environment
 
 log = structlog.get_logger("tiktok_gateway.workers")
 
-STARTUP_FAILURE = 3  # uvicorn's exit code for a server that could not start
 STOP_MARGIN_SECONDS = 10.0  # past GATEWAY_SHUTDOWN_SECONDS (+1 for uvicorn) before SIGKILL
 RESTART_DELAY_MAX = 30.0
 _POLL_SECONDS = 0.25  # how often the supervisor looks at its signals when nothing happens
@@ -116,7 +116,7 @@ def worker_main(spec: WorkerSpec, sockets: list[socket.socket], link: Connection
         spec.config,
         spec.limits,
         sockets=sockets,
-        failure_code=STARTUP_FAILURE,
+        failure_code=uvicorn.config.STARTUP_FAILURE,  # the exit of a server that could not start
         metrics_dir=spec.metrics_dir,
         on_started=lambda: link.send(True),
     )
@@ -148,11 +148,6 @@ class Supervisor:
 
     def __post_init__(self) -> None:
         self.slots = [_Slot(index) for index in range(self.count)]
-
-    @property
-    def pids(self) -> list[int]:
-        """The processes running now."""
-        return [s.process.pid for s in self.slots if s.process and s.process.pid is not None]
 
     def run(self) -> int:
         """Supervise until a signal stops the server (exit 0) or a worker cannot start (1)."""
