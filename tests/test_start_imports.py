@@ -1,6 +1,6 @@
 """``serve`` imports only what it runs before it answers (bench/million.py: imports are most of
-its start): no aiohttp until a GA4 forward goes out, no redis-py without a Redis queue, no other
-command's module."""
+its start): no redis-py without a Redis queue, no other command's module, and no aiohttp (no
+longer a runtime dependency, but in the bench extra: nothing may start importing it again)."""
 
 from __future__ import annotations
 
