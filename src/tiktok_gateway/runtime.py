@@ -27,7 +27,7 @@ from starlette.applications import Starlette
 from tiktok_gateway.admin.recorder import DebugRecorder
 from tiktok_gateway.config import Config
 from tiktok_gateway.delivery.backoff import BackoffPolicy
-from tiktok_gateway.delivery.destination import Destination
+from tiktok_gateway.delivery.destination import Destination, kinds_of
 from tiktok_gateway.delivery.worker import DeliveryWorker
 from tiktok_gateway.ingest import Collector, Ingest
 from tiktok_gateway.observe import Observers
@@ -178,15 +178,12 @@ async def start_runtime(
         runtime.worker_task = asyncio.create_task(runtime.worker.run(), name="delivery")
     if metrics_dir is not None:
         runtime.metrics_task = asyncio.create_task(
-            runtime.telemetry.publish_every(runtime.worker, _kinds(runtime), admission),
+            runtime.telemetry.publish_every(
+                runtime.worker, kinds_of(runtime.destinations), admission
+            ),
             name="metrics",
         )
     return runtime
-
-
-def _kinds(runtime: Runtime) -> dict[str, str]:
-    """Every configured destination's kind, by name (the metrics' labels)."""
-    return {name: destination.kind for name, destination in runtime.destinations.items()}
 
 
 async def stop_runtime(runtime: Runtime) -> None:
@@ -202,7 +199,7 @@ async def stop_runtime(runtime: Runtime) -> None:
         runtime.metrics_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await runtime.metrics_task
-        runtime.telemetry.publish(runtime.worker, _kinds(runtime), runtime.admission)
+        runtime.telemetry.publish(runtime.worker, kinds_of(runtime.destinations), runtime.admission)
     await runtime.admission.stop()
     for destination in runtime.destinations.values():
         await destination.aclose()

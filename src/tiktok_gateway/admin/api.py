@@ -32,6 +32,7 @@ from tiktok_gateway import wire_json
 from tiktok_gateway.admin.auth import Grant, admin_only
 from tiktok_gateway.admin.redact import mask_text
 from tiktok_gateway.admin.views import json_answer
+from tiktok_gateway.delivery.destination import kinds_of
 from tiktok_gateway.endpoints.access import runtime_of
 from tiktok_gateway.endpoints.body import BodyTooLarge, error_response, read_body
 from tiktok_gateway.queue.base import DeadRecord, stats_within_timeout
@@ -96,7 +97,7 @@ async def queue_state(request: Request, grant: Grant) -> Response:
         return _unavailable(exc)
     paused = runtime.worker.paused if runtime.worker is not None else {}
     backing_off = runtime.worker.backing_off if runtime.worker is not None else {}
-    kinds = {name: destination.kind for name, destination in runtime.destinations.items()}
+    kinds = kinds_of(runtime.destinations)
     return json_answer(
         {
             **stats.to_json(),
@@ -137,7 +138,7 @@ async def dead_letters(request: Request, grant: Grant) -> Response:
         records = await asyncio.wait_for(runtime.queue.dead_letters(int(raw)), QUEUE_TIMEOUT)
     except Exception as exc:  # storage trouble is a 503, never a 500
         return _unavailable(exc)
-    kinds = {name: destination.kind for name, destination in runtime.destinations.items()}
+    kinds = kinds_of(runtime.destinations)
     views = [dead_letter_view(record, kinds.get(record.group)) for record in records]
     return json_answer({"dead_letters": views})
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from tiktok_gateway.delivery.destination import kinds_of
 from tiktok_gateway.endpoints.access import runtime_of
 from tiktok_gateway.telemetry.metrics import CONTENT_TYPE_LATEST
 
@@ -14,6 +15,6 @@ async def metrics_endpoint(request: Request) -> Response:
     worker processes, whichever takes the request answers for all of them (counters and
     histograms added up; ``telemetry/metrics.py``)."""
     runtime = runtime_of(request)
-    kinds = {name: destination.kind for name, destination in runtime.destinations.items()}
+    kinds = kinds_of(runtime.destinations)
     body = await runtime.telemetry.scrape(runtime.queue, runtime.worker, kinds, runtime.admission)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

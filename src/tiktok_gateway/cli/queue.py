@@ -13,6 +13,7 @@ import click
 
 from tiktok_gateway.admin.api import item_view
 from tiktok_gateway.cli.common import CONFIG_OPTION, config_or_fail, fail
+from tiktok_gateway.delivery.destination import kinds_of
 from tiktok_gateway.errors import ConfigError
 from tiktok_gateway.queue.base import DeadRecord, Queue, QueueUnavailable
 from tiktok_gateway.queue.factory import open_queue, redacted_url
@@ -48,7 +49,7 @@ def _when(seconds: float) -> str:
 
 def _views(config_path: Path | None, records: list[DeadRecord]) -> list[ItemView | None]:
     """What each record's destination kind reads from its payload (``None``: unreadable)."""
-    kinds = {name: d.kind for name, d in build_destinations(config_or_fail(config_path)).items()}
+    kinds = kinds_of(build_destinations(config_or_fail(config_path)))
     return [item_view(kinds.get(record.group), record.payload) for record in records]
 
 

@@ -16,7 +16,7 @@ generic batching and retry layers).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -128,3 +128,8 @@ class Destination(Protocol):
     async def aclose(self) -> None:
         """Release what the destination holds (a client of its own); called at shutdown, after
         the worker stopped."""
+
+
+def kinds_of(destinations: Mapping[str, Destination]) -> dict[str, str]:
+    """Each destination's kind by its name (metrics' labels, dead-letter views)."""
+    return {name: destination.kind for name, destination in destinations.items()}

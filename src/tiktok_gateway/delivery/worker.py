@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 import httpx
 
 from tiktok_gateway.delivery.backoff import BackoffPolicy
-from tiktok_gateway.delivery.destination import Destination
+from tiktok_gateway.delivery.destination import Destination, kinds_of
 from tiktok_gateway.delivery.health import QueueHealth
 from tiktok_gateway.delivery.holds import BackoffState, PauseState
 from tiktok_gateway.delivery.lane import Lane
@@ -72,7 +72,7 @@ class DeliveryWorker:
         self._sweep_interval = sweep_interval
         rng = rng if rng is not None else random.Random()
         self.health = health if health is not None else QueueHealth(rng=rng.random)
-        kinds = {name: destination.kind for name, destination in destinations.items()}
+        kinds = kinds_of(destinations)
         # What we hold, and how each item ended.
         self._ledger = Ledger(queue, on_result, kinds, self.health)
         self.lanes = {
