@@ -14,7 +14,7 @@ import click
 
 from tiktok_gateway.config import Config, load_config
 from tiktok_gateway.errors import ConfigError
-from tiktok_gateway.queue.base import Clock, Queue, QueueUnavailable, wall_clock
+from tiktok_gateway.queue.base import Queue, QueueUnavailable
 from tiktok_gateway.queue.factory import durability_warning, open_queue, redacted_url
 
 CONFIG_OPTION = click.option(
@@ -79,28 +79,27 @@ def connection_limits_or_fail(configured: int | None, workers: int = 1) -> int:
     return share
 
 
-async def open_serving_queue(url: str, *, clock: Clock = wall_clock) -> Queue | str:
+def _unreachable(url: str, error: QueueUnavailable) -> str:
+    """Why a Redis queue cannot serve, in one line (its password masked)."""
+    return f"queue: {redacted_url(url)} cannot be reached ({error})"
+
+
+async def open_serving_queue(url: str) -> Queue | str:
     """For ``serve``: the queue opened and checked, or why it cannot serve, in one line. A
     Redis queue must answer (its counts are read); a SQLite queue must take a write (a full
     disk, a folder or file it may not write: ``probe_write``, creating the file first). The
     open queue is what the pipeline then uses: one connection, not a probe and then another."""
     redis = url.startswith(("redis://", "rediss://"))
+    queue: Queue | None = None
     try:
-        queue = await open_queue(url, clock=clock)
-    except QueueUnavailable as exc:
-        if redis:
-            return f"queue: {redacted_url(url)} cannot be reached ({exc})"
-        return f"queue cannot be written: {exc}"  # it names the file
-    try:
+        queue = await open_queue(url)
         await (queue.stats() if redis else queue.probe_write())
-    except QueueUnavailable as exc:
-        await queue.close()
-        if redis:
-            return f"queue: {redacted_url(url)} cannot be reached ({exc})"
-        return f"queue cannot be written: {exc}"
-    except BaseException:
-        await queue.close()
-        raise
+    except BaseException as exc:
+        if queue is not None:
+            await queue.close()
+        if not isinstance(exc, QueueUnavailable):
+            raise
+        return _unreachable(url, exc) if redis else f"queue cannot be written: {exc}"
     return queue
 
 
@@ -111,7 +110,7 @@ async def probe_queue(url: str) -> tuple[bool, list[str]]:
     try:
         queue = await open_queue(url)
     except QueueUnavailable as exc:
-        return False, [f"queue: {redacted_url(url)} cannot be reached ({exc})"]
+        return False, [_unreachable(url, exc)]
     try:
         stats = await queue.stats()
     finally:
