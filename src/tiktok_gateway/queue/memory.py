@@ -99,7 +99,7 @@ class MemoryQueue:
         item = self._items.get(parsed[0]) if parsed else None
         if item is None or parsed is None or item.leases != parsed[1]:
             return None
-        if item.lease_until is None or item.lease_until <= now:
+        if not _leased(item, now):
             return None
         return item
 
@@ -207,7 +207,7 @@ class MemoryQueue:
         oldest = min((item.enqueued_at for item in items), default=now)
         return QueueStats(
             depth=len(items),
-            leased=sum(1 for i in items if i.lease_until is not None and i.lease_until > now),
+            leased=sum(1 for i in items if _leased(i, now)),
             oldest_age=max(now - oldest, 0.0),
             dead=len(self._dead),
         )
