@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import closing
@@ -350,25 +351,48 @@ def test_open_reads_no_item_however_many_are_queued(tmp_path: Path) -> None:
 
 
 def test_close_interrupts_the_count_check_and_counts_stay_exact(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A queue closed at once (``serve``'s write probe) stops the background check rather than
-    waiting for it, silently; the counts it leaves are the exact ones the puts kept."""
+    waiting for it, silently; the counts it leaves are the exact ones the puts kept. The check
+    here is one statement that never ends unless interrupted (the test's own guard interrupts
+    it after 10 s, so a close that waited for it would take that long)."""
     caplog.set_level(logging.INFO, logger=sqlite_module.__name__)
     path = tmp_path / "q.db"
+    counting = threading.Event()
+    endless = (
+        "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) SELECT count(*) FROM n"
+    )
+
+    def running() -> int:
+        counting.set()  # from inside the statement: an interrupt between statements does nothing
+        return 0  # go on
+
+    def count_until_interrupted(conn: sqlite3.Connection) -> bool:
+        conn.set_progress_handler(running, 10_000)
+        guard = threading.Timer(10, conn.interrupt)
+        guard.start()
+        try:
+            conn.execute(endless).fetchone()
+        finally:
+            guard.cancel()
+        return False
 
     async def main() -> None:
         queue = await SQLiteQueue.open(path)
-        await queue.put([NewItem("g", b"x" * 200) for _ in range(50_000)])
+        await queue.put([NewItem("g", b"x" * 200) for _ in range(5_000)])
         await queue.close()
-        for _ in range(5):
-            queue = await SQLiteQueue.open(path)
-            await queue.probe_write()
-            await queue.close()
-            assert not await queue.counts_checked()
+        monkeypatch.setattr(sqlite_module, "_counts_differ", count_until_interrupted)
         queue = await SQLiteQueue.open(path)
+        assert await asyncio.to_thread(counting.wait, 10)
+        began = time.monotonic()
+        await queue.close()
+        assert time.monotonic() - began < 5
         assert not await queue.counts_checked()
-        assert (await queue.stats()).depth == 50_000
+        monkeypatch.undo()
+        queue = await SQLiteQueue.open(path)
+        assert not await queue.counts_checked()  # the kept counts were exact
+        assert (await queue.stats()).depth == 5_000
         await queue.close()
 
     asyncio.run(main())

@@ -1,15 +1,16 @@
 """``serve`` started on a large backlog while TikTok is unreachable (issue 13 item 4): it answers
-``/healthz`` within a second, whatever is queued, and its memory does not grow with the queue.
+``/healthz`` and ``/readyz`` whatever is queued, and its memory does not grow with the queue.
 
-bench/million.py measures the same with 1,000,000 items; here as many as are put in a few
-seconds, from real payloads (the app's own collectors made them), the file dropped from the
-page cache first, as after a reboot.
+bench/million.py measures the start time with 1,000,000 items (the issue's 1 s); a test does not
+time it (a shared machine's load decides a wall-clock bound). What would make the start grow with
+the backlog, ``open`` reading items, is tested by the bytes it reads in tests/queue/test_sqlite.py.
+Here as many items as are put in a few seconds, from real payloads (the app's own collectors made
+them), the file dropped from the page cache first, as after a reboot.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
 from pathlib import Path
@@ -67,15 +68,6 @@ def _evict(path: Path) -> None:
         os.close(fd)
 
 
-def _waited_for_cpu(pid: int) -> float:
-    """Seconds the process's threads waited for a CPU, busy with other processes (schedstat)."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError):  # a thread that ended meanwhile
-            total += int((task / "schedstat").read_text().split()[1])
-    return total / 1e9
-
-
 def _memory_mib(pid: int) -> tuple[float, float]:
     """VmRSS and VmHWM (the peak), MiB."""
     words = Path(f"/proc/{pid}/status").read_text().split()
@@ -90,7 +82,7 @@ def _healthz(port: int) -> bool:
         return False
 
 
-def test_serve_answers_healthz_within_a_second_of_its_start_on_a_large_backlog(
+def test_serve_answers_on_a_large_cold_backlog_and_its_memory_does_not_grow_with_it(
     tmp_path: Path,
 ) -> None:
     data = tmp_path / "data"
@@ -113,12 +105,6 @@ def test_serve_answers_healthz_within_a_second_of_its_start_on_a_large_backlog(
             assert gateway.poll() is None, (tmp_path / "gateway.log").read_text()
             assert time.monotonic() - began < 30, "no /healthz answer in 30 s"
             time.sleep(0.005)
-        took = time.monotonic() - began
-        # On a machine shared with other jobs the process may wait for a CPU much of that time
-        # (two seconds and more, here): what it waited is left out, what it spent on its own
-        # work and on the disk is not.
-        waited = _waited_for_cpu(gateway.pid)
-        assert took - waited < 1.0, (took, waited)
         ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
         assert ready.status_code == 200  # a backlog is no reason to leave a load balancer
         time.sleep(3)  # the outage: TikTok refused, the tag held back and probed
