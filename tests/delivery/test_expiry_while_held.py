@@ -10,8 +10,9 @@ import asyncio
 import dataclasses
 import json
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -20,7 +21,7 @@ from tests.fakes import FakeClock
 from tiktok_gateway.delivery.backoff import BackoffPolicy
 from tiktok_gateway.delivery.lane import EXPIRE_INTERVAL, EXPIRE_LIMIT
 from tiktok_gateway.delivery.worker import DeliveryResult, DeliveryWorker
-from tiktok_gateway.queue.base import NewItem
+from tiktok_gateway.queue.base import LeasedItem, NewItem
 from tiktok_gateway.queue.sqlite import SQLiteQueue
 from tiktok_gateway.tags.tiktok.envelope import Envelope
 
@@ -59,12 +60,46 @@ class Rig:
         return (await self.queue.stats()).depth
 
 
-def run(tmp_path: Path, respond: Answer, body: Callable[[Rig], Awaitable[None]]) -> TikTok:
+class CallOrder(SQLiteQueue):
+    """The SQLite queue, noting the order of the ``lease`` and ``expire`` calls made for the
+    tag ``shop`` (``calls``); ``on_expire`` runs after each expire call (a round that takes
+    time: it may move the fake clock)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls: list[str] = []
+        self.on_expire: Callable[[], None] = lambda: None
+
+    async def lease(
+        self,
+        limit: int,
+        lease_seconds: float,
+        exclude_groups: Collection[str] = (),
+        only_groups: Collection[str] | None = None,
+    ) -> list[LeasedItem]:
+        if only_groups is not None and "shop" in only_groups:
+            self.calls.append("lease")
+        return await super().lease(limit, lease_seconds, exclude_groups, only_groups)
+
+    async def expire(self, group: str, enqueued_before: float, limit: int, message: str) -> int:
+        count = await super().expire(group, enqueued_before, limit, message)
+        if group == "shop":
+            self.calls.append("expire")
+            self.on_expire()
+        return count
+
+
+def run(
+    tmp_path: Path,
+    respond: Answer,
+    body: Callable[[Rig], Awaitable[None]],
+    queue_class: type[SQLiteQueue] = SQLiteQueue,
+) -> TikTok:
     tiktok = TikTok(respond)
 
     async def main() -> None:
         clock = FakeClock()
-        queue = await SQLiteQueue.open(tmp_path / "queue.db", clock=clock)
+        queue = await queue_class.open(tmp_path / "queue.db", clock=clock)
         transport = httpx.MockTransport(tiktok.handle)
         try:
             async with httpx.AsyncClient(transport=transport) as client:
@@ -159,3 +194,72 @@ def test_a_destination_that_is_not_held_expires_nothing_by_itself(tmp_path: Path
 
     tiktok = run(tmp_path, lambda _: answer(), body)
     assert len(tiktok.requests) == 1
+
+
+def calls_of(rig: Rig) -> list[str]:
+    assert isinstance(rig.queue, CallOrder)
+    return rig.queue.calls
+
+
+def test_a_due_probe_is_leased_before_the_expiry_round(tmp_path: Path) -> None:
+    count = 2 * EXPIRE_LIMIT + 10
+
+    async def body(rig: Rig) -> None:
+        await rig.put(1, first=0)
+        await rig.worker.drain()  # paused: the next probe in an hour
+        await rig.put(count, first=1)
+        rig.clock.advance(POLICY.probe_interval)  # the probe is due, every item is past MAX_AGE
+        calls_of(rig).clear()
+        await rig.worker.drain()
+        # The probe went out first, with the old items; paused again, the round expired them.
+        assert calls_of(rig)[0] == "lease"
+        assert "expire" in calls_of(rig)
+        assert await rig.depth() == 0
+
+    tiktok = run(tmp_path, lambda _: answer(40105, "Access token is invalid"), body, CallOrder)
+    assert [len(b["data"]) for b in tiktok.bodies] == [1, count + 1]
+
+
+def test_a_due_probe_of_a_backing_off_destination_is_leased_before_the_expiry_round(
+    tmp_path: Path,
+) -> None:
+    count = 2 * EXPIRE_LIMIT + 10
+
+    async def body(rig: Rig) -> None:
+        await rig.put(1, first=0)
+        await rig.worker.drain()  # throttled: backs off for an hour
+        await rig.put(count, first=1)
+        rig.clock.advance(3600)
+        calls_of(rig).clear()
+        await rig.worker.drain()
+        assert calls_of(rig)[0] == "lease"
+        # The probe was throttled: its items, all past MAX_AGE, expired with its answer.
+        assert await rig.depth() == 0
+
+    def respond(body: dict[str, object]) -> httpx.Response:
+        return answer(status=429, headers={"Retry-After": "3600"})
+
+    tiktok = run(tmp_path, respond, body, CallOrder)
+    assert [len(b["data"]) for b in tiktok.bodies] == [1, count + 1]
+
+
+def test_a_round_stops_when_the_probe_falls_due(tmp_path: Path) -> None:
+    count = 3 * EXPIRE_LIMIT
+
+    async def body(rig: Rig) -> None:
+        await rig.put(1, first=0)
+        await rig.worker.drain()  # paused: the next probe in an hour
+        await rig.put(count, first=1)
+        rig.clock.advance(POLICY.probe_interval - 1)  # held, every item is past MAX_AGE
+        calls_of(rig).clear()
+        assert isinstance(rig.queue, CallOrder)
+        rig.queue.on_expire = lambda: rig.clock.advance(1)  # the probe falls due meanwhile
+        await rig.worker.drain()
+        # One call of the round, then the probe with what it left; paused again, the next round
+        # is EXPIRE_INTERVAL later.
+        assert calls_of(rig)[:2] == ["expire", "lease"]
+        assert calls_of(rig).count("expire") == 1
+        assert await rig.depth() == count + 1 - EXPIRE_LIMIT
+
+    tiktok = run(tmp_path, lambda _: answer(40105, "Access token is invalid"), body, CallOrder)
+    assert [len(b["data"]) for b in tiktok.bodies] == [1, count + 1 - EXPIRE_LIMIT]

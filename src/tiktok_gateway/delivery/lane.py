@@ -17,11 +17,12 @@ index the destination names, else by bisection) so the good ones still go out. P
 back-off are ``holds.Hold``. A batch whose delivery fails inside the lane (a bug) is released
 and backs the destination off the same way, rather than being leased again at once.
 
-While the destination is held (paused, or backing off) no batch goes out, so no failed batch
-expires its items: every ``EXPIRE_INTERVAL`` seconds the lane moves its items older than
-``Limits.max_age`` into the dead letters itself (``Queue.expire``, reason ``expired``, the
-hold's reason as the message), ``EXPIRE_LIMIT`` a call, calling again while a call moves that
-many (``EXPIRE_CALLS`` at most).
+While the destination is held (paused, or backing off, and its next probe not due) no batch
+goes out, so no failed batch expires its items: every ``EXPIRE_INTERVAL`` seconds the lane moves
+its items older than ``Limits.max_age`` into the dead letters itself (``Queue.expire``, reason
+``expired``, the hold's reason as the message), ``EXPIRE_LIMIT`` a call, calling again while a
+call moves that many and the destination is still held (``EXPIRE_CALLS`` at most). A probe that
+is due is leased first: the round waits until it has gone out, and stops when one falls due.
 
 While the queue cannot be reached, the lane waits as ``health.QueueHealth`` says (shared by every
 lane: exponential with jitter, a few seconds at most, two log lines per outage); finishing calls
@@ -196,11 +197,17 @@ class Lane:
         return leased, room > 0 and leased == room
 
     async def _expire_held(self, now: float) -> int:
-        """While paused or backing off, at most every ``EXPIRE_INTERVAL`` seconds: move the
-        items put more than ``Limits.max_age`` ago and not leased (a probe's are left to its
-        answer) into the dead letters. Returns how many moved."""
+        """While held (paused or backing off, next probe not due), at most every
+        ``EXPIRE_INTERVAL`` seconds: move the items put more than ``Limits.max_age`` ago and not
+        leased (a probe's are left to its answer) into the dead letters. Returns how many moved.
+
+        Only while held, the simplest way to keep a due probe from waiting: a round is up to
+        ``EXPIRE_CALLS`` queue calls (seconds), and the probe is the batch that may end the
+        outage; run before its lease, a round would also take the very items it was to carry.
+        A round stops when a probe falls due during it (or an answer lifts the hold); the rest
+        waits for the next round, after the probe has gone out (``take_probe`` holds again)."""
         pause, backoff = self.hold.pause, self.hold.backoff
-        if (pause is None and backoff is None) or now < self._next_expiry or self._stopping:
+        if not self.hold.held(now) or now < self._next_expiry or self._stopping:
             return 0
         self._next_expiry = now + EXPIRE_INTERVAL
         if pause is not None:
@@ -214,7 +221,7 @@ class Lane:
             for _ in range(EXPIRE_CALLS):
                 count = await self._queue.expire(self.name, before, EXPIRE_LIMIT, message)
                 moved += count
-                if count < EXPIRE_LIMIT or self._stopping:
+                if count < EXPIRE_LIMIT or self._stopping or not self.hold.held(self._clock()):
                     break
                 await asyncio.sleep(0)  # the hits' puts and the other lanes go first
         finally:  # what moved is reported, even when a later call failed

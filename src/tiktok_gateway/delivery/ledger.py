@@ -174,21 +174,30 @@ class Ledger:
         """An item that never made it into a batch (bad payload, unknown destination)."""
         await self._move([DeadLetter(item.id, reason, None, message)])
         self._forget([item.id])
-        log.warning("queue item %s dead-lettered: %s %s", item.id, reason, message)
-        kind = self._kinds.get(item.group, "")
-        self._emit(DeliveryResult(item.group, kind, reason, 1, None, message))
+        self._report_unbatched(item.group, reason, 1, message, item_id=item.id)
 
     def expired(self, destination: str, count: int, message: str) -> None:
         """Report items the queue moved itself (``Queue.expire``: none was held here)."""
-        log.warning(
-            "%d item(s) of destination %s dead-lettered: %s %s",
-            count,
-            destination,
-            EXPIRED,
-            message,
-        )
+        self._report_unbatched(destination, EXPIRED, count, message)
+
+    def _report_unbatched(
+        self, destination: str, reason: str, count: int, message: str, *, item_id: str = ""
+    ) -> None:
+        """Log and report ``count`` items dead-lettered outside a batch: no request, so no
+        code, latency or keys. ``item_id`` names the one item leased on its own; without it the
+        line counts the destination's items, as a batch's does (``dead_letter``)."""
+        if item_id:
+            log.warning("queue item %s dead-lettered: %s %s", item_id, reason, message)
+        else:
+            log.warning(
+                "%d item(s) of destination %s dead-lettered: %s %s",
+                count,
+                destination,
+                reason,
+                message,
+            )
         kind = self._kinds.get(destination, "")
-        self._emit(DeliveryResult(destination, kind, EXPIRED, count, None, message))
+        self._emit(DeliveryResult(destination, kind, reason, count, None, message))
 
     async def _move(self, letters: list[DeadLetter]) -> None:
         try:

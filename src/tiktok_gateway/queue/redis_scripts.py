@@ -232,20 +232,31 @@ return 0
 """
 )
 
+# The write of one dead letter, the same in DEAD_LETTER and EXPIRE (one text, so the two cannot
+# write different records): the record of item `n` (its stream fields `f`, its attempts) and its
+# member in the dead letters, scored by `now`: the ARGV text, not its tonumber (written back, a
+# number may lose digits). The caller removes the items (`remove`), all at once.
+_BURY: Final = """
+local function bury(n, f, now, reason, code, message, request_id)
+  redis.call('HSET', P .. ':dead:' .. n, 'group', f.group, 'payload', f.payload,
+    'attempts', redis.call('HGET', ATTEMPTS, n) or '0', 'enqueued_at', f.enqueued_at,
+    'dead_at', now, 'reason', reason, 'code', code, 'message', message,
+    'request_id', request_id)
+  redis.call('ZADD', DEAD, now, pad(n))
+end
+"""
+
 # ARGV: prefix, now, then (number, reason, code or '', message, request_id) per letter.
 DEAD_LETTER: Final = (
     _COMMON
+    + _BURY
     + """
 local now, moved, numbers = ARGV[2], {}, {}
 for i = 3, #ARGV, 5 do
   local n = ARGV[i]
   local f = not moved[n] and entry(n)  -- the same item twice: the first letter counts
   if f then
-    redis.call('HSET', P .. ':dead:' .. n, 'group', f.group, 'payload', f.payload,
-      'attempts', redis.call('HGET', ATTEMPTS, n) or '0', 'enqueued_at', f.enqueued_at,
-      'dead_at', now, 'reason', ARGV[i + 1], 'code', ARGV[i + 2], 'message', ARGV[i + 3],
-      'request_id', ARGV[i + 4])
-    redis.call('ZADD', DEAD, now, pad(n))
+    bury(n, f, now, ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4])
     moved[n] = true
     numbers[#numbers + 1] = n
   end
@@ -261,6 +272,7 @@ return 0
 # (as a lease's do). Returns how many moved.
 EXPIRE: Final = (
     _COMMON
+    + _BURY
     + """
 local now, consumer, max_read = tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local group, before, limit, scan = ARGV[5], ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
@@ -275,11 +287,7 @@ for _, m in ipairs(redis.call('ZRANGEBYSCORE', enqueued(group), '-inf', '(' .. b
     local n = string.match(m, '^0*(%d+)$')
     local f = entry(n)
     if f then
-      redis.call('HSET', P .. ':dead:' .. n, 'group', f.group, 'payload', f.payload,
-        'attempts', redis.call('HGET', ATTEMPTS, n) or '0', 'enqueued_at', f.enqueued_at,
-        'dead_at', ARGV[2], 'reason', 'expired', 'code', '', 'message', message,
-        'request_id', '')
-      redis.call('ZADD', DEAD, ARGV[2], m)
+      bury(n, f, ARGV[2], 'expired', '', message, '')
       moved[#moved + 1] = n
     else
       gone[#gone + 1] = n  -- no longer in the stream: only its set members are left
