@@ -196,6 +196,25 @@ def test_workers_is_a_number_or_auto(monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_config(None, {"GATEWAY_WORKERS": "auto"}).gateway.resolved_workers == 3
 
 
+def test_worker_timeout_is_bounded(tmp_path: Path) -> None:
+    def timeout(value: str) -> float:
+        environ = {"GATEWAY_WORKER_TIMEOUT_SECONDS": value}
+        return load_config(None, environ).gateway.worker_timeout_seconds
+
+    assert load_config(None, {}).gateway.worker_timeout_seconds == 30
+    assert (timeout("2"), timeout("12.5"), timeout("3600")) == (2, 12.5, 3600)
+    for bad in ("0", "1.9", "-5", "3601", "nan", "inf", "soon"):
+        with pytest.raises(ConfigError) as caught:
+            load_config(None, {"GATEWAY_WORKER_TIMEOUT_SECONDS": bad})
+        assert caught.value.key == "GATEWAY_WORKER_TIMEOUT_SECONDS", bad
+    path = tmp_path / "gateway.toml"
+    path.write_text("[gateway]\nworker_timeout_seconds = 1\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+    assert caught.value.key == "gateway.worker_timeout_seconds"
+    assert "greater than or equal to 2" in caught.value.reason
+
+
 def _cgroups(tmp_path: Path, membership: str, files: dict[str, str]) -> tuple[Path, Path]:
     root = tmp_path / "cgroup"
     for name, text in files.items():

@@ -49,6 +49,11 @@ _API_SECRET: Final = re.compile(r"[A-Za-z0-9_-]{1,256}")
 # GATEWAY_WORKERS above this is a typo, not a machine (auto is never capped).
 MAX_WORKERS = 1024
 
+# GATEWAY_WORKER_TIMEOUT_SECONDS: a worker's loop beats every second, so under 2 s a healthy
+# worker busy for a moment would be killed; over an hour the detection is off in all but name.
+MIN_WORKER_TIMEOUT = 2.0
+MAX_WORKER_TIMEOUT = 3600.0
+
 
 def available_cpus(
     cgroups: Path = Path("/sys/fs/cgroup"), membership: Path = Path("/proc/self/cgroup")
@@ -205,6 +210,13 @@ class GatewaySettings(_ExplicitSources):
         default=1,
         description="Processes serving both listeners (SQLite or Redis queue shared); auto: one"
         " per CPU this process may run on. 1 keeps everything in one process.",
+    )
+    worker_timeout_seconds: float = Field(
+        default=30.0,
+        ge=MIN_WORKER_TIMEOUT,
+        le=MAX_WORKER_TIMEOUT,
+        description="With workers: a worker whose event loop has not beaten for this long is"
+        " killed and replaced (its loop beats every second).",
     )
     max_in_flight: int = Field(
         default=4, ge=1, description="Requests to TikTok at once (per worker process)."

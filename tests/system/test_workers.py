@@ -32,6 +32,7 @@ from tests.system.processes import (
     stop,
     wait_until_up,
 )
+from tiktok_gateway.cli.heartbeats import BEAT_SECONDS
 
 TOKEN = "workers-test-token"
 LEASE_SECONDS = 2.0  # delivering_to's: what a killed worker leased returns after this
@@ -218,6 +219,120 @@ def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
             again.bind(("127.0.0.1", port))
             again.listen()
     finally:
+        if gateway.poll() is None:
+            gateway.kill()
+            gateway.wait()
+
+
+def supervisor_lines(log: Path, event: str) -> list[dict[str, object]]:
+    """The JSON lines of ``event`` in ``log``."""
+    return [
+        json.loads(line)
+        for line in log.read_text().splitlines()
+        if line.startswith("{") and f'"event": "{event}"' in line
+    ]
+
+
+def wait_for_line(log: Path, event: str, worker: int, timeout: float = 60) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in supervisor_lines(log, event):
+            if line.get("worker") == worker:
+                return line
+        time.sleep(0.1)
+    raise TimeoutError(f"no {event} line for worker {worker}")
+
+
+HUNG_TIMEOUT = 3.0  # GATEWAY_WORKER_TIMEOUT_SECONDS of the test: detection, not a bound on it
+
+
+def answered_by(log: Path, answer: httpx.Response) -> int:
+    """The worker process that logged the hit of ``answer`` (by its ``X-Request-ID``)."""
+    request_id = answer.headers["X-Request-ID"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for line in supervisor_lines(log, "hit"):
+            if line["request_id"] == request_id:
+                worker = line["worker"]
+                assert isinstance(worker, int)
+                return worker
+        time.sleep(0.1)
+    raise TimeoutError(f"no hit line for {request_id}")
+
+
+def test_a_hung_worker_is_killed_and_replaced(tmp_path: Path) -> None:
+    """SIGSTOP one worker (its loop stops, the process lives on): the supervisor kills it once
+    it has been silent for the timeout, says so in one line and starts another; the other
+    worker, idle but beating, is left alone; a hit on a keep-alive connection the stopped
+    worker held fails instead of hanging for good; hits are answered 2xx afterwards."""
+    gateway_port, admin_port = free_port(), free_port()
+    gateway_url = f"http://127.0.0.1:{gateway_port}"
+    log = tmp_path / "processes.log"
+    env = {"GATEWAY_PORT": str(gateway_port), "GATEWAY_ADMIN_PORT": str(admin_port)}
+    env |= {"GATEWAY_DATA_DIR": str(tmp_path / "data"), "TIKTOK_PIXEL_CODE": "CWORKERS"}
+    env |= {"GATEWAY_GA4_ENDPOINT": "sandbox", "GATEWAY_LOG_FORMAT": "json"}
+    env |= {"GATEWAY_WORKER_TIMEOUT_SECONDS": str(HUNG_TIMEOUT)}
+    gateway = start(["serve", "--workers", "2"], env, log)
+    victim = 0
+    clients: list[httpx.Client] = []
+    try:
+        first = wait_for_workers(gateway.pid, 2)
+        wait_until_up(f"{gateway_url}/healthz", gateway)
+        for pid in first:  # serving, so past the start allowance: its silence counts at once
+            wait_for_line(log, "worker_started", pid)
+
+        # A keep-alive connection of each worker (as a reverse proxy keeps them): new
+        # connections go to whichever worker accepts, a stopped one accepts none, but the
+        # connections it holds are its own.
+        pinned: dict[int, httpx.Client] = {}
+        for index in range(100):
+            client = httpx.Client(base_url=gateway_url, timeout=60)
+            clients.append(client)
+            answer = client.get(f"/g/collect?{purchase_hit(index)}")
+            assert answer.is_success
+            pinned.setdefault(answered_by(log, answer), client)
+            if len(pinned) == 2:
+                break
+        assert set(pinned) == first
+
+        victim, survivor = sorted(first)
+        os.kill(victim, signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        with pytest.raises(httpx.TransportError) as failed:
+            pinned[victim].get(f"/g/collect?{purchase_hit(100)}")
+        assert not isinstance(failed.value, httpx.TimeoutException)  # the kill closed it
+        replaced = wait_for_workers(gateway.pid, 2, not_in={victim})
+        detected_after = time.monotonic() - stopped_at
+        assert survivor in replaced  # the beating worker was not taken for a hung one
+        (newcomer,) = replaced - {survivor}
+        # Not before its silence reached the timeout: the last beat came at most 1 s before.
+        assert detected_after >= HUNG_TIMEOUT - BEAT_SECONDS
+        assert not Path(f"/proc/{victim}").exists()  # killed and reaped
+
+        hung = supervisor_lines(log, "worker_hung")
+        assert len(hung) == 1, hung
+        assert hung[0]["worker"] == victim
+        assert hung[0]["level"] == "warning"
+        silent = hung[0]["silent_seconds"]
+        assert isinstance(silent, float)
+        assert HUNG_TIMEOUT <= silent <= detected_after + 1
+        assert supervisor_lines(log, "worker_exited") == []  # one line, not two
+
+        wait_for_line(log, "worker_started", newcomer)
+        assert pinned[survivor].get(f"/g/collect?{purchase_hit(101)}").is_success
+        after: list[int] = []
+        send(gateway_url, range(200, 400), after)
+        assert sorted(after) == list(range(200, 400))  # every hit answered 2xx
+        assert answering_pids(log)[newcomer] > 0, answering_pids(log)  # the replacement serves
+        assert survivor in wait_for_workers(gateway.pid, 2)  # still no false alarm
+        for client in clients:
+            client.close()
+        assert stop(gateway, timeout=30) == 0
+    finally:
+        for client in clients:
+            client.close()
+        if victim and Path(f"/proc/{victim}").exists():  # without the supervisor's kill
+            os.kill(victim, signal.SIGKILL)
         if gateway.poll() is None:
             gateway.kill()
             gateway.wait()

@@ -21,16 +21,21 @@ The supervisor (``Supervisor.run``, the parent's whole life):
 - SIGTERM or SIGINT: every worker gets SIGTERM and stops as ``serve`` does (refuse hits, finish
   or release its deliveries, close the queue); after ``GATEWAY_SHUTDOWN_SECONDS`` + 10 s the
   ones still running are killed. Exit 0 when every worker stopped by itself.
+- A hung worker (alive, its event loop stuck: an endless loop, a blocking call, SIGSTOP) is
+  killed (SIGKILL) and replaced as an exited one is, with one warning line (``worker_hung``: its
+  PID and how long it was silent). Each worker's loop beats every second once it serves
+  (``cli/heartbeats.py``); one silent for ``GATEWAY_WORKER_TIMEOUT_SECONDS`` (30) is hung. A
+  worker still starting has ``max(60 s, the timeout)`` to start beating; a first-start worker
+  that does not stops the whole server, as a failed one does. Without the supervisor (one
+  process) nothing watches the loop: liveness probes (``/healthz``) are the orchestrator's.
 - A worker whose parent dies (kill -9 of the supervisor) notices (its end of a pipe reads EOF)
   and stops gracefully, so no worker outlives its supervisor.
-
-A hung worker (alive, not answering) is not detected: liveness probes (``/healthz``) are the
-orchestrator's, and any worker may answer them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
 import os
 import shutil
@@ -48,6 +53,7 @@ import structlog
 import uvicorn.config
 from prometheus_client import multiprocess
 
+from tiktok_gateway.cli.heartbeats import Counter, Heartbeats, beat_in_running_loop
 from tiktok_gateway.cli.serving import run_server
 from tiktok_gateway.config import Config, available_cpus
 from tiktok_gateway.endpoints.limits import HttpLimits
@@ -100,9 +106,16 @@ class WorkerSpec:
     metrics_dir: Path
 
 
-def worker_main(spec: WorkerSpec, sockets: list[socket.socket], link: Connection) -> None:
+def worker_main(
+    spec: WorkerSpec, sockets: list[socket.socket], link: Connection, beats: Counter
+) -> None:
     """A worker process: log set-up, then the gateway on the parent's ``sockets``. ``link``
-    tells the parent once the server listens, and reads EOF when the parent is gone."""
+    tells the parent once the server listens, and reads EOF when the parent is gone; once it
+    listens, the server's loop increments ``beats`` every second (``cli/heartbeats.py``)."""
+
+    def started() -> None:
+        link.send(True)
+        beat_in_running_loop(beats)  # called in the server's loop: the beats are that loop's
 
     def watch_parent() -> None:
         with contextlib.suppress(EOFError, OSError):
@@ -118,7 +131,7 @@ def worker_main(spec: WorkerSpec, sockets: list[socket.socket], link: Connection
         sockets=sockets,
         failure_code=uvicorn.config.STARTUP_FAILURE,  # the exit of a server that could not start
         metrics_dir=spec.metrics_dir,
-        on_started=lambda: link.send(True),
+        on_started=started,
     )
 
 
@@ -127,12 +140,14 @@ class _Slot:
     """One of the N places a worker runs in, and its current process."""
 
     index: int
+    beats: Counter  # the shared counter its processes beat on, one after the other
     process: BaseProcess | None = None
     link: Connection | None = None  # the parent's end of the pipe to the process
     started: bool = False  # the current process serves
     replacement: bool = False  # the current process replaces one that exited
     failures: int = 0  # processes in a row that exited before they served
     restart_at: float = 0.0  # monotonic time the next process may start
+    silent: float | None = None  # seconds the current process was silent when killed as hung
 
 
 @dataclass
@@ -143,11 +158,13 @@ class Supervisor:
     sockets: list[socket.socket]
     count: int
     slots: list[_Slot] = field(init=False)
+    heartbeats: Heartbeats = field(init=False)
     _signal: int | None = field(default=None, init=False)
     _failure: str = field(default="", init=False)
 
     def __post_init__(self) -> None:
-        self.slots = [_Slot(index) for index in range(self.count)]
+        self.slots = [_Slot(index, _SPAWN.RawValue(ctypes.c_uint64)) for index in range(self.count)]
+        self.heartbeats = Heartbeats(self.spec.config.gateway.worker_timeout_seconds)
 
     def run(self) -> int:
         """Supervise until a signal stops the server (exit 0) or a worker cannot start (1)."""
@@ -175,12 +192,13 @@ class Supervisor:
         ours, theirs = _SPAWN.Pipe()
         process = _SPAWN.Process(
             target=worker_main,
-            args=(self.spec, self.sockets, theirs),
+            args=(self.spec, self.sockets, theirs, slot.beats),
             name=f"tiktok-gateway-worker-{slot.index}",
         )
         process.start()
         theirs.close()  # the child has its copy; ours reads EOF when the child is gone
-        slot.process, slot.link, slot.started = process, ours, False
+        slot.process, slot.link, slot.started, slot.silent = process, ours, False, None
+        self.heartbeats.watch(slot.index, slot.beats.value)
 
     def _watch(self, timeout: float) -> None:
         """Wait up to ``timeout`` for a worker to start or exit; replace exited ones when due."""
@@ -193,12 +211,23 @@ class Supervisor:
                 if not slot.started and slot.link is not None:
                     waiting.append(slot.link)
         wait(waiting, timeout=max(0.0, min([timeout, *due])))
+        self._kill_hung()
         for slot in self.slots:
             self._check(slot)
             due_now = slot.process is None and slot.restart_at <= time.monotonic()
             if due_now and self._signal is None and not self._failure:
                 self._start(slot)
                 slot.replacement = True
+
+    def _kill_hung(self) -> None:
+        """SIGKILL the workers silent too long; ``_check`` then replaces them as exited ones."""
+        running = {s.index: s.beats.value for s in self.slots if s.process is not None}
+        for index, silent in self.heartbeats.overdue(running).items():
+            slot = self.slots[index]
+            if slot.process is not None and slot.process.is_alive():
+                slot.silent = silent
+                slot.process.kill()  # SIGKILL ends a stopped process too
+                slot.process.join()
 
     def _check(self, slot: _Slot) -> None:
         process, link = slot.process, slot.link
@@ -213,17 +242,31 @@ class Supervisor:
         if process.is_alive():
             return
         process.join()
-        served = slot.started
+        served, silent = slot.started, slot.silent
         self._gone(slot, process)
         if not served and not slot.replacement:  # the first start failed: so would all
             code = process.exitcode
-            self._failure = f"worker {slot.index} exited with {code} before it served"
+            self._failure = (
+                f"worker {slot.index} exited with {code} before it served"
+                if silent is None
+                else f"worker {slot.index} did not start within {silent:.0f} s (killed)"
+            )
             return
         slot.failures = 0 if served else slot.failures + 1
         delay = (
             0.0 if slot.failures == 0 else min(RESTART_DELAY_MAX, 0.5 * 2 ** (slot.failures - 1))
         )
         slot.restart_at = time.monotonic() + delay
+        if silent is not None:  # one line for the hang, its kill and its replacement
+            log.warning(
+                "worker_hung",
+                worker=process.pid,
+                slot=slot.index,
+                silent_seconds=round(silent, 1),
+                serving=served,
+                restart_in_seconds=delay,
+            )
+            return
         log.warning(
             "worker_exited",
             worker=process.pid,
@@ -240,6 +283,7 @@ class Supervisor:
             )
         if slot.link is not None:
             slot.link.close()
+        self.heartbeats.forget(slot.index)
         slot.process, slot.link, slot.started = None, None, False
 
     def _stop_all(self) -> bool:
