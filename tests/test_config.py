@@ -258,3 +258,16 @@ def test_auto_counts_a_cpu_quota_as_well_as_the_affinity_mask(tmp_path: Path) ->
     assert cpu_quota(*unlimited) is None
     assert available_cpus(*unlimited) == len(os.sched_getaffinity(0))
     assert cpu_quota(tmp_path / "missing", tmp_path / "missing") is None
+
+
+def test_the_readme_documents_every_environment_variable() -> None:
+    """README's configuration table names each ``TIKTOK_*`` and ``GATEWAY_*`` variable the
+    settings read (``TIKTOK_LIMITED_DATA_USE`` was read and not listed)."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    models = (
+        (config_module.EnvTagSettings, "TIKTOK_"),
+        (config_module.GatewaySettings, "GATEWAY_"),
+    )
+    variables = [prefix + name.upper() for model, prefix in models for name in model.model_fields]
+    assert len(variables) > 30
+    assert [key for key in variables if f"`{key}`" not in readme] == []
