@@ -305,8 +305,9 @@ def test_a_hung_worker_is_killed_and_replaced(tmp_path: Path) -> None:
         detected_after = time.monotonic() - stopped_at
         assert survivor in replaced  # the beating worker was not taken for a hung one
         (newcomer,) = replaced - {survivor}
-        # Not before its silence reached the timeout: the last beat came at most 1 s before.
-        assert detected_after >= HUNG_TIMEOUT - BEAT_SECONDS
+        # Not before its silence reached the timeout: the last beat came about a beat before
+        # the stop (half a second more allowed for a loop that a loaded machine delayed).
+        assert detected_after >= HUNG_TIMEOUT - BEAT_SECONDS - 0.5
         assert not Path(f"/proc/{victim}").exists()  # killed and reaped
 
         hung = supervisor_lines(log, "worker_hung")
@@ -315,7 +316,7 @@ def test_a_hung_worker_is_killed_and_replaced(tmp_path: Path) -> None:
         assert hung[0]["level"] == "warning"
         silent = hung[0]["silent_seconds"]
         assert isinstance(silent, float)
-        assert HUNG_TIMEOUT <= silent <= detected_after + 1
+        assert HUNG_TIMEOUT <= silent <= detected_after + BEAT_SECONDS + 0.5  # as above
         assert supervisor_lines(log, "worker_exited") == []  # one line, not two
 
         wait_for_line(log, "worker_started", newcomer)
