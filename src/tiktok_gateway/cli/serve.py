@@ -115,7 +115,8 @@ def serve_command(
 
     With --workers N (or auto) N processes serve both listeners, sharing the sockets and the
     queue (SQLite or Redis), each with its own delivery lanes; a supervisor restarts one that
-    dies, and SIGTERM stops them all gracefully. /metrics adds up the counts of all of them;
+    dies, kills and restarts one whose event loop hangs for GATEWAY_WORKER_TIMEOUT_SECONDS (30),
+    and SIGTERM stops them all gracefully. /metrics adds up the counts of all of them;
     /readyz, /debug and the built-in sandbox answer for the process that takes the request.
     GATEWAY_MAX_CONNECTIONS is divided among them.
     """
