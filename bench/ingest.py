@@ -314,7 +314,7 @@ def main() -> None:
     reqs = [_hit(k, rng, s) for rng in [random.Random(20250606)] for s in range(512) for k in ORDER]
     args.reqfile.write_bytes(b"\0".join(reqs) + b"\0")
     args.lua.write_text(LUA % args.reqfile)
-    cli, ports = [sys.executable, "-m", "tiktok_gateway"], servers.free_ports(7)
+    cli, ports = [sys.executable, "-m", "tiktok_gateway"], servers.free_ports(9)
     env = {"TIKTOK_PIXEL_CODE": "CBENCHINGEST", "TIKTOK_ACCESS_TOKEN": "bench-token"}
     env |= {"TIKTOK_API_URL": f"http://127.0.0.1:{ports[2]}", "GATEWAY_DATA_DIR": str(tmp / "q")}
     env |= {"GATEWAY_GA4_ENDPOINT": f"http://127.0.0.1:{ports[2]}"}  # the sandbox's Google side
@@ -324,6 +324,8 @@ def main() -> None:
     env |= dict(kv.split("=", 1) for kv in args.env)
     procs: dict[str, subprocess.Popen[bytes]] = {}
     targets = {"gateway": ports[0], "bare": ports[1]}  # then gateway-b and the stages
+    # Admin listeners on ports of their own: the default, the public port + 1, may be taken.
+    admins = {"gateway": ports[7], COMPARED: ports[8]}
     runs: dict[tuple[bool, str], list[Round]] = {}
     modes = [True, False] if shutil.which("wrk") else [False]  # closed loop, open loop
     print("" if True in modes else "wrk is not installed: no closed loop (apt-get install wrk)")
@@ -331,9 +333,11 @@ def main() -> None:
         sandbox = [*cli, "sandbox", "--access-token-env", "TOKEN", "--port", str(ports[2])]
         procs["tiktok"] = servers.start(sandbox, {"TOKEN": "bench-token"}, LOAD_CPU, log)
         gateway = [*cli, "serve", "--host", "127.0.0.1", "--port", str(ports[0])]
-        procs["gateway"] = servers.start(gateway, env, SERVER_CPU, log)
+        admin = {"GATEWAY_ADMIN_PORT": str(admins["gateway"])}
+        procs["gateway"] = servers.start(gateway, env | admin, SERVER_CPU, log)
         if args.compare:
             other = env | {"GATEWAY_DATA_DIR": str(tmp / "q-b")}
+            other["GATEWAY_ADMIN_PORT"] = str(admins[COMPARED])
             other |= dict(kv.split("=", 1) for kv in args.compare)
             procs[COMPARED] = servers.start([*gateway[:-1], str(ports[6])], other, SERVER_CPU, log)
             targets[COMPARED] = ports[6]
@@ -355,10 +359,10 @@ def main() -> None:
                         continue
                     seconds = (args.seconds if closed else args.open_seconds) if n else 1.0
                     delivers = name in ("gateway", COMPARED)
-                    drain = port + 1 if closed and delivers else None
+                    drain = admins[name] if closed and delivers else None
                     result = _round(closed, port, procs[name].pid, seconds, args, drain)
                     if delivers and not closed:  # its deliveries must not run into the next round
-                        _drained(port + 1)
+                        _drained(admins[name])
                     if n:
                         runs.setdefault((closed, name), []).append(result)
                         shown = " ".join(f"{k}={v:,.2f}" for k, v in result.items())
@@ -366,7 +370,7 @@ def main() -> None:
         memory = {name: _memory(procs[name].pid) for name in targets}
         for name in ("gateway", COMPARED):
             if name in targets:
-                url = f"http://127.0.0.1:{targets[name] + 1}/readyz"  # the admin listener
+                url = f"http://127.0.0.1:{admins[name]}/readyz"
                 print(f"{name} queue at the end: {httpx.get(url, timeout=5).json()['queue']}")
     finally:
         servers.stop(procs.values(), timeout=15)
