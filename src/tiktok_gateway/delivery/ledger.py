@@ -161,41 +161,24 @@ class Ledger:
         letters = [DeadLetter(i, reason, code, message, request_id) for i in batch.ids]
         await self._move(letters)
         self._forget(batch.ids)
-        log.warning(
-            "%d item(s) of destination %s dead-lettered: %s %s",
-            len(batch),
-            batch.destination,
-            reason,
-            message,
-        )
+        _log_dead(len(batch), batch.destination, reason, message)
         self.report(batch, reason, outcome, latency)
 
     async def dead_letter_item(self, item: LeasedItem, reason: str, message: str) -> None:
         """An item that never made it into a batch (bad payload, unknown destination)."""
         await self._move([DeadLetter(item.id, reason, None, message)])
         self._forget([item.id])
-        self._report_unbatched(item.group, reason, 1, message, item_id=item.id)
+        log.warning("queue item %s dead-lettered: %s %s", item.id, reason, message)
+        self._report_unbatched(item.group, reason, 1, message)
 
     def expired(self, destination: str, count: int, message: str) -> None:
         """Report items the queue moved itself (``Queue.expire``: none was held here)."""
+        _log_dead(count, destination, EXPIRED, message)
         self._report_unbatched(destination, EXPIRED, count, message)
 
-    def _report_unbatched(
-        self, destination: str, reason: str, count: int, message: str, *, item_id: str = ""
-    ) -> None:
-        """Log and report ``count`` items dead-lettered outside a batch: no request, so no
-        code, latency or keys. ``item_id`` names the one item leased on its own; without it the
-        line counts the destination's items, as a batch's does (``dead_letter``)."""
-        if item_id:
-            log.warning("queue item %s dead-lettered: %s %s", item_id, reason, message)
-        else:
-            log.warning(
-                "%d item(s) of destination %s dead-lettered: %s %s",
-                count,
-                destination,
-                reason,
-                message,
-            )
+    def _report_unbatched(self, destination: str, reason: str, count: int, message: str) -> None:
+        """The result of ``count`` items dead-lettered outside a batch: no request, so no
+        code, latency or keys."""
         kind = self._kinds.get(destination, "")
         self._emit(DeliveryResult(destination, kind, reason, count, None, message))
 
@@ -236,3 +219,10 @@ class Ledger:
             self._on_result(result)
         except Exception:  # an observer must never stop delivery
             log.exception("on_result callback failed")
+
+
+def _log_dead(count: int, destination: str, reason: str, message: str) -> None:
+    """The line for ``count`` items of one destination moved to the dead letters."""
+    log.warning(
+        "%d item(s) of destination %s dead-lettered: %s %s", count, destination, reason, message
+    )
