@@ -50,11 +50,8 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import httpx
-
 import ingest  # bench/ingest.py: the hit mix and its open-loop client
 import servers
-from tiktok_gateway.app import create_app
 from tiktok_gateway.config import load_config
 from tiktok_gateway.queue.base import NewItem, Queue
 from tiktok_gateway.queue.memory import MemoryQueue
@@ -83,22 +80,10 @@ def _environ(forward: bool, closed: int) -> dict[str, str]:
 
 async def _sample_items(hits: int, forward: bool) -> list[NewItem]:
     """The items ``hits`` hits of the mix make, through the app in process (no delivery)."""
-    from queue_bytes import _request  # bench/queue_bytes.py: a raw request as httpx's arguments
+    from queue_bytes import mix_sent  # bench/queue_bytes.py
 
-    config = load_config(None, _environ(forward, 9))
     queue = MemoryQueue()
-    app = create_app(config, queue=queue, run_worker=False)
-    rng = random.Random(7)
-    transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 40000))
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="https://sst.shop.example.de") as client,
-    ):
-        for n in range(hits):
-            raw = ingest._hit(ingest.ORDER[n % len(ingest.ORDER)], rng, n)
-            method, target, headers, body = _request(raw)
-            answer = await client.request(method, target, headers=headers, content=body)
-            assert answer.status_code == 204, answer.text
+    async with mix_sent(load_config(None, _environ(forward, 9)), queue, hits):
         leased = await queue.lease((await queue.stats()).depth, 60)
     return [NewItem(item.group, item.payload) for item in leased]
 

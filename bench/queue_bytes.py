@@ -18,14 +18,16 @@ import asyncio
 import os
 import random
 import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 
 import ingest  # bench/ingest.py: the hit mix (this folder is on the path, as for the others)
 from tiktok_gateway.app import create_app
-from tiktok_gateway.config import load_config
-from tiktok_gateway.queue.base import DeadLetter
+from tiktok_gateway.config import Config, load_config
+from tiktok_gateway.queue.base import DeadLetter, Queue
 from tiktok_gateway.queue.sqlite import SQLiteQueue
 
 
@@ -38,15 +40,11 @@ def _request(raw: bytes) -> tuple[str, str, dict[str, str], bytes]:
     return method, target, headers, body
 
 
-async def measure(hits: int, ga4: bool, folder: Path) -> dict[str, float]:
-    environ = {
-        "TIKTOK_PIXEL_CODE": "CBYTES",
-        "GATEWAY_GA4_FORWARD": "true" if ga4 else "false",
-        "GATEWAY_GA4_ENDPOINT": "sandbox",
-    }
-    config = load_config(None, environ)
-    path = folder / f"queue-{'ga4' if ga4 else 'tiktok'}.db"
-    queue = await SQLiteQueue.open(path)
+@asynccontextmanager
+async def mix_sent(config: Config, queue: Queue, hits: int) -> AsyncIterator[None]:
+    """``hits`` hits of bench/ingest.py's mix, each answered 204, sent through the gateway app
+    in process (no delivery) into ``queue``, open until the block ends (the app's end closes
+    it)."""
     app = create_app(config, queue=queue, run_worker=False)
     rng = random.Random(7)
     transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 40000))
@@ -60,6 +58,19 @@ async def measure(hits: int, ga4: bool, folder: Path) -> dict[str, float]:
             )
             answer = await client.request(method, target, headers=headers, content=body)
             assert answer.status_code == 204, answer.text
+        yield
+
+
+async def measure(hits: int, ga4: bool, folder: Path) -> dict[str, float]:
+    environ = {
+        "TIKTOK_PIXEL_CODE": "CBYTES",
+        "GATEWAY_GA4_FORWARD": "true" if ga4 else "false",
+        "GATEWAY_GA4_ENDPOINT": "sandbox",
+    }
+    config = load_config(None, environ)
+    path = folder / f"queue-{'ga4' if ga4 else 'tiktok'}.db"
+    queue = await SQLiteQueue.open(path)
+    async with mix_sent(config, queue, hits):
         stats = await queue.stats()
         stored = await queue.stored_bytes() or 0
         files = sum(p.stat().st_size for p in folder.glob(f"{path.name}*"))

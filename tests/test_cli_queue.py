@@ -19,8 +19,8 @@ from tiktok_gateway.tags.tiktok.envelope import Envelope
 MESSAGE = "Batch.0.properties.contents.0.content_id: Not a valid string"
 
 
-def prepare(path: Path) -> None:
-    """Three queued events, one of them dead with TikTok's code and message."""
+def prepare(path: Path, dead: int = 1) -> None:
+    """Three queued events, ``dead`` of them dead with TikTok's code and message."""
 
     async def fill() -> None:
         queue = await SQLiteQueue.open(path)
@@ -29,8 +29,10 @@ def prepare(path: Path) -> None:
             for i in range(3)
         ]
         await queue.put([NewItem(e.group, e.to_bytes()) for e in envelopes])
-        first = (await queue.lease(1, 60))[0]
-        await queue.dead_letter([DeadLetter(first.id, "rejected", 40002, MESSAGE, "REQ-42")])
+        leased = await queue.lease(dead, 60)
+        await queue.dead_letter(
+            [DeadLetter(i.id, "rejected", 40002, MESSAGE, "REQ-42") for i in leased]
+        )
         await queue.close()
 
     asyncio.run(fill())
@@ -135,20 +137,7 @@ def test_dead_json_parses_each_payload_once(
 ) -> None:
     """Issue 13: the listing reads each dead letter's payload once (its kind's view gives both
     the summary and the raw event), not once for the view and again for the JSON."""
-    path = tmp_path / "queue.db"
-
-    async def fill() -> None:
-        queue = await SQLiteQueue.open(path)
-        envelopes = [
-            Envelope("shop", "CSHOP", None, {"event": "Purchase", "event_id": f"order-{i}"})
-            for i in range(3)
-        ]
-        await queue.put([NewItem(e.group, e.to_bytes()) for e in envelopes])
-        leased = await queue.lease(3, 60)
-        await queue.dead_letter([DeadLetter(i.id, "rejected", 40002, MESSAGE) for i in leased])
-        await queue.close()
-
-    asyncio.run(fill())
+    prepare(tmp_path / "queue.db", dead=3)
     parsed: list[bytes] = []
     real_loads = wire_json.loads
 
