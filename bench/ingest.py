@@ -146,7 +146,8 @@ async def _open_loop(port: int, reqs: list[bytes], rate: float, secs: float, con
         todo.put_nowait((due, reqs[n % len(reqs)]))
     for _ in workers:
         todo.put_nowait(None)
-    await asyncio.wait_for(asyncio.gather(*workers), timeout=secs + 30)
+    async with asyncio.timeout(secs + 30):
+        await asyncio.gather(*workers)
     wall, used = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF)
     latencies.sort()
     p50, p99 = (1000 * latencies[int(len(latencies) * q)] for q in (0.5, 0.99))

@@ -16,7 +16,6 @@ Stop (DESIGN habit 12; the worker does the middle steps):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from tiktok_gateway.queue.factory import durability_warning, open_queue
 from tiktok_gateway.sandbox.app import create_sandbox_app
 from tiktok_gateway.sources.request_context import Network, parse_trusted_proxies
 from tiktok_gateway.tags.registry import KINDS, config_secrets
+from tiktok_gateway.tasks import cancel_and_wait
 from tiktok_gateway.telemetry.metrics import Telemetry
 
 log = structlog.get_logger(__name__)
@@ -192,13 +192,9 @@ async def stop_runtime(runtime: Runtime) -> None:
     if runtime.worker is not None:
         await runtime.worker.stop(deadline=runtime.config.gateway.shutdown_seconds)
     if runtime.worker_task is not None:
-        runtime.worker_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runtime.worker_task
+        await cancel_and_wait(runtime.worker_task)
     if runtime.metrics_task is not None:  # the last counts of this process, then no more
-        runtime.metrics_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runtime.metrics_task
+        await cancel_and_wait(runtime.metrics_task)
         runtime.telemetry.publish(runtime.worker, kinds_of(runtime.destinations), runtime.admission)
     await runtime.admission.stop()
     for destination in runtime.destinations.values():

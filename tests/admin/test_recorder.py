@@ -220,7 +220,8 @@ def test_a_slow_subscriber_never_blocks_and_loses_only_its_own_messages() -> Non
             recorder.on_hit(hit_of(f"r{number}", f"e{number}"))
             await asyncio.sleep(0)  # the fast reader keeps up
         assert time.perf_counter() - started < 2.0
-        await asyncio.wait_for(reader, timeout=5)
+        async with asyncio.timeout(5):
+            await reader
         assert received == ["hit"] * 50
         assert (slow.queue.qsize(), slow.dropped) == (4, 46)
         assert fast.dropped == 0

@@ -227,7 +227,8 @@ def test_writers_take_turns_on_the_lock_file(tmp_path: Path) -> None:
             await asyncio.sleep(0.3)
             assert not put.done()  # waiting for its turn
             fcntl.flock(held, fcntl.LOCK_UN)
-            await asyncio.wait_for(put, 5)
+            async with asyncio.timeout(5):
+                await put
         assert (await queue.stats()).depth == 1
         await queue.close()
 

@@ -135,7 +135,8 @@ async def dead_letters(request: Request, grant: Grant) -> Response:
         return error_response(400, "bad_request", f"limit must be 1..{MAX_LIMIT}")
     runtime = runtime_of(request)
     try:
-        records = await asyncio.wait_for(runtime.queue.dead_letters(int(raw)), QUEUE_TIMEOUT)
+        async with asyncio.timeout(QUEUE_TIMEOUT):
+            records = await runtime.queue.dead_letters(int(raw))
     except Exception as exc:  # storage trouble is a 503, never a 500
         return _unavailable(exc)
     kinds = kinds_of(runtime.destinations)

@@ -79,7 +79,8 @@ async def sse_stream(
         quiet = 0.0
         while not recorder.closed:
             try:
-                name, data = await asyncio.wait_for(subscription.queue.get(), timeout=poll)
+                async with asyncio.timeout(poll):
+                    name, data = await subscription.queue.get()
             except TimeoutError:
                 if await disconnected():
                     return

@@ -16,6 +16,7 @@ any lane's success ends the wait for all.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -93,7 +94,6 @@ class QueueHealth:
         if stop is None:
             await asyncio.sleep(delay)
             return
-        try:
-            await asyncio.wait_for(stop.wait(), delay)
-        except TimeoutError:
-            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await stop.wait()

@@ -237,7 +237,8 @@ class Lane:
         if deadline is not None:
             timeout = min(timeout, max(deadline - self._clock(), 0.0))
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
 
     async def _accept(self, items: Sequence[LeasedItem]) -> None:
         now = self._clock()

@@ -127,7 +127,8 @@ class DeliveryWorker:
                 except Exception:  # a bug: shown; the lanes go on
                     log.exception("the sweep of unconfigured destinations failed")
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopped.wait(), interval)
+                    async with asyncio.timeout(interval):
+                        await self._stopped.wait()
         finally:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
@@ -162,10 +163,8 @@ class DeliveryWorker:
         self._stopped.set()
         if self._tasks:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    asyncio.gather(*self._tasks, return_exceptions=True),
-                    max(until - loop.time(), 0.0),
-                )
+                async with asyncio.timeout_at(until):
+                    await asyncio.gather(*self._tasks, return_exceptions=True)
         # 2.-4. Flush, send and wait up to the deadline, cancel the rest: all lanes at once.
         await asyncio.gather(*(lane.finish(until) for lane in self.lanes.values()))
         # 5. Release, never ack, whatever is still leased: it is delivered after the restart.

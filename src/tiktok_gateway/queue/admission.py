@@ -26,7 +26,6 @@ committed nothing (the ``Queue`` contract).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -34,6 +33,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from tiktok_gateway.queue.base import NewItem, Queue, QueueUnavailable, stats_within_timeout
+from tiktok_gateway.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,7 @@ class Admission:
         self._probe_lock = asyncio.Lock()
         self.refusals = dict.fromkeys(REASONS, 0)  # the metric catches up at each scrape
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     # -- the hot path ---------------------------------------------------------------------------
 
@@ -192,7 +193,8 @@ class Admission:
                 return
         try:
             stats = await stats_within_timeout(self._queue)
-            stored = await asyncio.wait_for(self._queue.stored_bytes(), self._interval * 2)
+            async with asyncio.timeout(self._interval * 2):
+                stored = await self._queue.stored_bytes()
         except QueueUnavailable as error:
             self._failed(error)
             return
@@ -220,9 +222,10 @@ class Admission:
             await self._probe()
 
     async def run(self) -> None:
-        """``refresh`` every ``interval`` seconds until cancelled; never raises otherwise (a bug
-        is logged once per occurrence, and the loop goes on)."""
-        while True:
+        """``refresh`` every ``interval`` seconds until cancelled or stopped; never raises
+        otherwise (a bug is logged once per occurrence, and the loop goes on)."""
+        # The flag ends it when redis-py dropped the cancel (tiktok_gateway.tasks says how).
+        while not self._stopping:
             await asyncio.sleep(self._interval)
             try:
                 await self.refresh()
@@ -231,12 +234,12 @@ class Admission:
 
     def start(self) -> None:
         """Run ``run`` in a task of its own."""
+        self._stopping = False
         self._task = asyncio.create_task(self.run(), name="admission")
 
     async def stop(self) -> None:
-        """Cancel the task ``start`` made."""
+        """End the task ``start`` made; returns once it has ended."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping = True
+            await cancel_and_wait(self._task)
             self._task = None

@@ -135,7 +135,8 @@ STATS_TIMEOUT: Final = 2.0
 
 async def stats_within_timeout(queue: Queue) -> QueueStats:
     """``queue.stats()``, or ``TimeoutError`` after ``STATS_TIMEOUT`` seconds."""
-    return await asyncio.wait_for(queue.stats(), STATS_TIMEOUT)
+    async with asyncio.timeout(STATS_TIMEOUT):
+        return await queue.stats()
 
 
 class Queue(Protocol):
