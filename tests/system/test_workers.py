@@ -66,10 +66,15 @@ def wait_for_workers(parent: int, count: int, *, not_in: set[int] = set()) -> se
     raise TimeoutError(f"{count} workers of {parent} (not {not_in}): {worker_pids(parent)}")
 
 
+def written_lines(log: Path) -> list[str]:
+    """The lines of ``log`` written in full: a process may be writing the last one."""
+    return log.read_text().split("\n")[:-1]
+
+
 def answering_pids(log: Path) -> Counter[int]:
     """Hits answered, by the worker process that logged them (its ``worker`` key)."""
     pids: Counter[int] = Counter()
-    for line in log.read_text().splitlines():
+    for line in written_lines(log):
         if line.startswith("{") and '"event": "hit"' in line:
             pids[json.loads(line)["worker"]] += 1
     return pids
@@ -228,7 +233,7 @@ def supervisor_lines(log: Path, event: str) -> list[dict[str, object]]:
     """The JSON lines of ``event`` in ``log``."""
     return [
         json.loads(line)
-        for line in log.read_text().splitlines()
+        for line in written_lines(log)
         if line.startswith("{") and f'"event": "{event}"' in line
     ]
 
@@ -310,6 +315,7 @@ def test_a_hung_worker_is_killed_and_replaced(tmp_path: Path) -> None:
         assert detected_after >= HUNG_TIMEOUT - BEAT_SECONDS - 0.5
         assert not Path(f"/proc/{victim}").exists()  # killed and reaped
 
+        wait_for_line(log, "worker_hung", victim)  # a thread writes the supervisor's lines
         hung = supervisor_lines(log, "worker_hung")
         assert len(hung) == 1, hung
         assert hung[0]["worker"] == victim
